@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs everything uploadfs needs to build and test on Debian 12 (run as root).
+# The one list of system packages: README and .ci/run both call this script.
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: run as root (or with sudo)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  build-essential pkg-config meson ninja-build \
+  libfuse3-dev fuse3 libcurl4-openssl-dev libjson-c-dev libssl-dev libmicrohttpd-dev \
+  curl ca-certificates bats jq attr rsync tar coreutils procps psmisc python3 \
+  clang libclang-rt-14-dev valgrind >/dev/null

@@ -1,0 +1,92 @@
+/* store: the local server's persistent state under --data — uploads, their parts and files.
+ * Metadata lives in memory, mirrored to one JSON file per object (written tmp + rename);
+ * part and file bytes stream to disk and are never held in memory. No HTTP here. */
+#ifndef SRV_STORE_H
+#define SRV_STORE_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct srv_store;
+
+struct srv_limits {
+	uint64_t max_part_bytes;   /* one part */
+	uint64_t max_upload_bytes; /* one upload (bytes at create, and all parts added) */
+	uint64_t max_file_bytes;   /* one POST /v1/files */
+	int64_t expire_seconds;    /* upload session lifetime */
+	bool allow_downloads;      /* serve content of every purpose */
+};
+
+/* An OpenAI error envelope: what a failed call answers. */
+struct srv_err {
+	int status;       /* HTTP status */
+	const char *type; /* "invalid_request_error", "server_error" */
+	const char *code;
+	char param[64]; /* "" when none */
+	char message[768];
+};
+
+/* A body being streamed to a temporary file in the store (a part, or a POST /v1/files). */
+struct srv_blob {
+	int fd;
+	char path[4096];
+	char owner[64]; /* the upload id, for parts */
+};
+
+int srv_store_open(const char *dir, const struct srv_limits *lim, struct srv_store **out,
+		   struct srv_err *err);
+void srv_store_close(struct srv_store *st);
+
+/* POST /v1/uploads: req is the parsed JSON body. *out is the Upload object. */
+int srv_upload_create(struct srv_store *st, json_object *req, json_object **out,
+		      struct srv_err *err);
+
+/* POST /v1/uploads/{id}/parts: begin opens a temporary file for the part's bytes (checks that
+ * the upload exists and takes parts); commit turns it into a part; abort drops it. */
+int srv_part_begin(struct srv_store *st, const char *upload_id, struct srv_blob *blob,
+		   struct srv_err *err);
+int srv_part_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes,
+		    json_object **out, struct srv_err *err);
+void srv_blob_abort(struct srv_blob *blob);
+
+/* POST /v1/uploads/{id}/complete and /cancel. */
+int srv_upload_complete(struct srv_store *st, const char *upload_id, json_object *req,
+			json_object **out, struct srv_err *err);
+int srv_upload_cancel(struct srv_store *st, const char *upload_id, json_object **out,
+		      struct srv_err *err);
+
+/* POST /v1/files: begin, stream the "file" field into blob, then commit with the form's
+ * other fields (purpose, expires_after[...]) as strings. */
+int srv_file_begin(struct srv_store *st, struct srv_blob *blob, struct srv_err *err);
+struct srv_file_form {
+	const char *filename;
+	const char *purpose;
+	const char *expires_anchor;
+	const char *expires_seconds;
+};
+int srv_file_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes,
+		    const struct srv_file_form *form, json_object **out, struct srv_err *err);
+
+struct srv_list_query {
+	const char *purpose; /* NULL: all */
+	const char *after;   /* NULL: from the start */
+	uint64_t limit;      /* 1..10000 */
+	bool ascending;
+};
+int srv_files_list(struct srv_store *st, const struct srv_list_query *q, json_object **out,
+		   struct srv_err *err);
+int srv_file_get(struct srv_store *st, const char *file_id, json_object **out,
+		 struct srv_err *err);
+int srv_file_delete(struct srv_store *st, const char *file_id, json_object **out,
+		    struct srv_err *err);
+/* Opens the content for reading: *fd (caller closes) and *bytes. */
+int srv_file_open_content(struct srv_store *st, const char *file_id, int *fd, uint64_t *bytes,
+			  struct srv_err *err);
+
+/* Fills err as an OpenAI error envelope; returns -errno_code so callers can `return` it. */
+int srv_err_set(struct srv_err *err, int errno_code, int status, const char *param,
+		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+json_object *srv_err_json(const struct srv_err *err);
+
+#endif
