@@ -59,6 +59,7 @@ struct req {
 	char *method, *path;
 	json_object *log_headers;
 	int status;
+	bool dropped; /* by fault injection, on purpose */
 
 	bool failed; /* answer err once the body is drained */
 	struct srv_err err;
@@ -280,10 +281,14 @@ static bool authorized(struct srv_http *h, struct MHD_Connection *c, struct req 
 
 /* ---- request log ---- */
 
+/* key is lower case. "x-portkey-provider" is not a secret; "x-portkey-api-key" is. */
 static bool secret_header(const char *key)
 {
-	return strcasestr(key, "authorization") || strcasestr(key, "key") ||
-	       strcasestr(key, "token") || strcasestr(key, "secret");
+	size_t n = strlen(key);
+	return strcmp(key, "authorization") == 0 || strcmp(key, "proxy-authorization") == 0 ||
+	       strcmp(key, "cookie") == 0 || strcmp(key, "api-key") == 0 ||
+	       (n > 4 && (strcmp(key + n - 4, "-key") == 0 || strcmp(key + n - 4, "_key") == 0)) ||
+	       strstr(key, "token") || strstr(key, "secret");
 }
 
 static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -311,7 +316,8 @@ static void log_request(struct req *r, enum MHD_RequestTerminationCode toe)
 	json_object_object_add(o, "path", json_object_new_string(r->path));
 	json_object_object_add(o, "status", json_object_new_int(r->status));
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-		json_object_object_add(o, "dropped", json_object_new_boolean(1));
+		json_object_object_add(o, r->dropped ? "injected_drop" : "dropped",
+				       json_object_new_boolean(1));
 	json_object_object_add(o, "headers", json_object_get(r->log_headers));
 	size_t len;
 	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
@@ -614,6 +620,13 @@ static enum MHD_Result answer_content(struct req *r, struct MHD_Connection *c)
 	return ret;
 }
 
+/* An injected dropped connection: the client sees the connection close, no answer. */
+static enum MHD_Result drop(struct req *r)
+{
+	r->dropped = true;
+	return MHD_NO;
+}
+
 static enum MHD_Result finish(struct req *r, struct MHD_Connection *c)
 {
 	struct srv_http *h = r->h;
@@ -634,7 +647,7 @@ static enum MHD_Result finish(struct req *r, struct MHD_Connection *c)
 	enum fault f = (r->route == R_PART || r->route == R_COMPLETE) ? pick_fault(h) : F_NONE;
 	if (f == F_500 || f == F_429 || f == F_DROP) {
 		srv_blob_abort(&r->blob);
-		return f == F_DROP ? MHD_NO : answer_fault(r, c, f);
+		return f == F_DROP ? drop(r) : answer_fault(r, c, f);
 	}
 
 	json_object *out = NULL;
@@ -679,7 +692,7 @@ static enum MHD_Result finish(struct req *r, struct MHD_Connection *c)
 		return respond_err(r, c, &e);
 	if (f == F_DROP_AFTER) {
 		json_object_put(out);
-		return MHD_NO;
+		return drop(r);
 	}
 	return respond(r, c, 200, out, NULL);
 }
@@ -693,6 +706,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (!r) {
 		r = req_new(cls, c, url, method);
 		*req_cls = r;
+		if (!r)
+			fprintf(stderr, "uploadfs-server: out of memory, closing a connection\n");
 		return r ? MHD_YES : MHD_NO;
 	}
 	if (*upload_data_size) {
@@ -727,8 +742,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	(void)cls;
+	/* Said by libmicrohttpd whenever the handler returns MHD_NO: that is an injected drop
+	 * or an allocation failure, each of which is told where it happens. */
 	char buf[512];
 	vsnprintf(buf, sizeof buf, fmt, ap);
+	if (strncmp(buf, "Application reported internal error", 35) == 0)
+		return;
 	size_t n = strlen(buf);
 	while (n && buf[n - 1] == '\n')
 		buf[--n] = '\0';

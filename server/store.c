@@ -1445,7 +1445,8 @@ static int load_records(struct srv_store *st, const char *sub, struct vec *v,
 		}
 	}
 	closedir(d);
-	qsort(v->v, v->n, sizeof v->v[0], cmp_seq);
+	if (v->n)
+		qsort(v->v, v->n, sizeof v->v[0], cmp_seq);
 	return rc;
 }
 
@@ -1495,7 +1496,8 @@ static int load_parts(struct srv_store *st, struct upload *u)
 		u->parts_bytes += p.bytes;
 	}
 	closedir(d);
-	qsort(u->parts, u->nparts, sizeof *u->parts, cmp_part);
+	if (u->nparts)
+		qsort(u->parts, u->nparts, sizeof *u->parts, cmp_part);
 	return rc;
 }
 

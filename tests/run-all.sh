@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Builds uploadfs and runs every test: the C unit tests (meson test) and the bats suites,
+# once on the normal build and once on an ASan+UBSan build. Prints "N passed, N failed"
+# as its last line and exits non-zero if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+log=${UPLOADFS_TEST_LOG:-$top/build/test-logs}
+
+passed=0
+failed=0
+
+count_tap() { # FILE: adds its ok / not ok lines to the totals
+	local ok bad
+	ok=$(grep -cE '^ok ' "$1" || true)
+	bad=$(grep -cE '^not ok ' "$1" || true)
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+	echo "   $ok passed, $bad failed"
+}
+
+build() { # DIR [meson options...]
+	local dir=$1
+	shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@" >/dev/null || return 1
+	fi
+	meson compile -C "$dir" >/dev/null || meson compile -C "$dir"
+}
+
+run_suite() { # NAME BUILD_DIR
+	local name=$1 dir=$2
+	echo "== $name: C unit tests"
+	# Each unit test prints TAP; meson runs them, their output is counted case by case.
+	if ! meson test -C "$dir" --suite unit --print-errorlogs >"$log/$name-meson.txt" 2>&1; then
+		tail -n 30 "$log/$name-meson.txt"
+	fi
+	cat "$dir"/meson-logs/testlog.txt >"$log/$name-unit.txt"
+	count_tap "$log/$name-unit.txt"
+	echo "== $name: bats"
+	UPLOADFS_BUILD=$top/$dir bats --tap tests/server >"$log/$name-bats.txt" 2>&1
+	grep -E '^not ok' -A 15 "$log/$name-bats.txt" | head -n 200
+	count_tap "$log/$name-bats.txt"
+}
+
+mkdir -p build
+build build || { echo "0 passed, 1 failed"; exit 1; }
+mkdir -p "$log"
+run_suite release build
+
+# The same suites under AddressSanitizer and UBSan: any report fails the run.
+export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
+	run_suite asan build-asan
+	reports=$(grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$log"/asan-*.txt || true)
+	if [ -n "$reports" ]; then
+		echo "sanitizer reports in: $reports"
+		failed=$((failed + 1))
+	fi
+else
+	failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
