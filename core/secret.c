@@ -12,7 +12,7 @@
 #define KEY_FILE_MAX 4096
 
 static int why_set(char *why, size_t len, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static int why_set(char *why, size_t len, int rc, const char *fmt, ...)
 {
 	if (why && len) {
@@ -47,8 +47,7 @@ int up_secret_read_file(const char *path, char **out, char *why, size_t whylen)
 	close(fd);
 	if (n < 0 || n > KEY_FILE_MAX) {
 		up_secret_free(buf);
-		return why_set(why, whylen, n < 0 ? -e : -EINVAL,
-			       "cannot read key file %s", path);
+		return why_set(why, whylen, n < 0 ? -e : -EINVAL, "cannot read key file %s", path);
 	}
 	size_t start = 0, end = (size_t)n;
 	while (start < end && strchr(" \t\r\n", buf[start]))

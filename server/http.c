@@ -15,10 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define JSON_BODY_MAX   (8u << 20) /* complete with 8 GiB of 1 MiB parts is ~330 KiB */
-#define FORM_FIELD_MAX  256
+#define JSON_BODY_MAX	(8u << 20) /* complete with 8 GiB of 1 MiB parts is ~330 KiB */
+#define FORM_FIELD_MAX	256
 #define MULTIPART_SLACK (1u << 20) /* boundaries and headers around a part's bytes */
-#define PP_BUFFER       (64u << 10)
+#define PP_BUFFER	(64u << 10)
 
 enum route {
 	R_UPLOAD_CREATE,
@@ -78,7 +78,7 @@ struct req {
 };
 
 static int fail(struct req *r, int status, const char *param, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static int fail(struct req *r, int status, const char *param, const char *fmt, ...)
 {
 	if (r->failed)
@@ -103,7 +103,7 @@ static enum MHD_Result respond(struct req *r, struct MHD_Connection *c, int stat
 	size_t len;
 	const char *s = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &len);
 	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(len, (void *)s, MHD_RESPMEM_MUST_COPY);
+	    MHD_create_response_from_buffer(len, (void *)s, MHD_RESPMEM_MUST_COPY);
 	json_object_put(body);
 	if (!resp)
 		return MHD_NO;
@@ -170,8 +170,9 @@ static enum MHD_Result answer_fault(struct req *r, struct MHD_Connection *c, enu
 						   NULL};
 		return respond(r, c, 429, srv_err_json(&e), hdrs);
 	}
-	srv_err_set(&e, EIO, 500, NULL, "The server had an error processing your request "
-			"(injected fault).");
+	srv_err_set(&e, EIO, 500, NULL,
+		    "The server had an error processing your request "
+		    "(injected fault).");
 	return respond(r, c, 500, srv_err_json(&e), NULL);
 }
 
@@ -228,8 +229,9 @@ static enum route route_of(const char *method, const char *url, char id[SRV_ID_M
 		if (!take_id(p, idlen, id))
 			return R_NONE;
 		if (!slash)
-			return get ? R_FILE_GET
-				   : strcmp(method, "DELETE") == 0 ? R_FILE_DELETE : R_NONE;
+			return get			       ? R_FILE_GET
+			       : strcmp(method, "DELETE") == 0 ? R_FILE_DELETE
+							       : R_NONE;
 		if ((size_t)(url + n - slash) == 8 && strncmp(slash, "/content", 8) == 0 && get)
 			return R_FILE_CONTENT;
 	}
@@ -244,8 +246,8 @@ static bool is_json_route(enum route r)
 static bool ctype_is(const char *ct, const char *want)
 {
 	size_t n = strlen(want);
-	return ct && strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' ||
-						       ct[n] == ' ');
+	return ct && strncasecmp(ct, want, n) == 0 &&
+	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
 /* ---- auth ---- */
@@ -301,9 +303,9 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
 	for (; key[i] && i < sizeof lower - 1; i++)
 		lower[i] = (char)(key[i] >= 'A' && key[i] <= 'Z' ? key[i] + 32 : key[i]);
 	lower[i] = '\0';
-	json_object_object_add(o, lower,
-			       json_object_new_string(secret_header(lower) ? "[REDACTED]"
-									   : (value ? value : "")));
+	json_object_object_add(
+	    o, lower,
+	    json_object_new_string(secret_header(lower) ? "[REDACTED]" : (value ? value : "")));
 	return MHD_YES;
 }
 
@@ -355,9 +357,9 @@ static void blob_data(struct req *r, const char *data, uint64_t off, size_t size
 	}
 	r->nbytes += size;
 	if (r->nbytes > max) {
-		fail(r, 400, param, r->route == R_PART
-					    ? "Part is too large (the maximum is %llu bytes)"
-					    : "File is too large (the maximum is %llu bytes).",
+		fail(r, 400, param,
+		     r->route == R_PART ? "Part is too large (the maximum is %llu bytes)"
+					: "File is too large (the maximum is %llu bytes).",
 		     (unsigned long long)max);
 		return;
 	}
@@ -366,7 +368,8 @@ static void blob_data(struct req *r, const char *data, uint64_t off, size_t size
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0) {
-			fprintf(stderr, "uploadfs-server: writing %s: %s\n", param, strerror(errno));
+			fprintf(stderr, "uploadfs-server: writing %s: %s\n", param,
+				strerror(errno));
 			fail(r, 500, NULL, "The server could not store the data: %s",
 			     strerror(errno));
 			return;
@@ -430,8 +433,10 @@ static void begin_body(struct req *r, struct MHD_Connection *c)
 	if (r->route != R_PART && r->route != R_FILE_CREATE)
 		return;
 	if (!ctype_is(ct, "multipart/form-data")) {
-		fail(r, 400, NULL, "Invalid Content-Type header (%.64s); expected "
-				   "multipart/form-data.", ct ? ct : "none");
+		fail(r, 400, NULL,
+		     "Invalid Content-Type header (%.64s); expected "
+		     "multipart/form-data.",
+		     ct ? ct : "none");
 		return;
 	}
 	uint64_t max = r->route == R_PART ? h->cfg.max_part_bytes : h->cfg.max_file_bytes;
@@ -586,8 +591,9 @@ static int run_json_route(struct req *r, json_object **out, struct srv_err *e)
 			bool obj = o && json_object_is_type(o, json_type_object);
 			json_object_put(o);
 			if (!obj)
-				return fail(r, 400, NULL, "The cancel body must be empty or a JSON "
-							  "object.");
+				return fail(r, 400, NULL,
+					    "The cancel body must be empty or a JSON "
+					    "object.");
 		}
 		return srv_upload_cancel(st, r->id, out, e);
 	}
@@ -659,10 +665,10 @@ static enum MHD_Result finish(struct req *r, struct MHD_Connection *c)
 		break;
 	case R_FILE_CREATE: {
 		struct srv_file_form form = {
-			.filename = r->filename,
-			.purpose = r->purpose[0] ? r->purpose : NULL,
-			.expires_anchor = r->anchor[0] ? r->anchor : NULL,
-			.expires_seconds = r->seconds[0] ? r->seconds : NULL,
+		    .filename = r->filename,
+		    .purpose = r->purpose[0] ? r->purpose : NULL,
+		    .expires_anchor = r->anchor[0] ? r->anchor : NULL,
+		    .expires_seconds = r->seconds[0] ? r->seconds : NULL,
 		};
 		rc = srv_file_commit(h->st, &r->blob, r->nbytes, &form, &out, &e);
 		break;
@@ -698,8 +704,8 @@ static enum MHD_Result finish(struct req *r, struct MHD_Connection *c)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size, void **req_cls)
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **req_cls)
 {
 	(void)version;
 	struct req *r = *req_cls;
@@ -754,8 +760,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	fprintf(stderr, "uploadfs-server: http: %s\n", buf);
 }
 
-int srv_http_start(const struct srv_http_config *cfg, struct srv_store *st,
-		   struct srv_http **out, unsigned *port)
+int srv_http_start(const struct srv_http_config *cfg, struct srv_store *st, struct srv_http **out,
+		   unsigned *port)
 {
 	struct srv_http *h = calloc(1, sizeof *h);
 	if (!h)
@@ -767,18 +773,15 @@ int srv_http_start(const struct srv_http_config *cfg, struct srv_store *st,
 	pthread_mutex_init(&h->mu, NULL);
 	if (cfg->api_key)
 		sha256(cfg->api_key, strlen(cfg->api_key), h->key_hash);
-	unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-			 MHD_USE_ERROR_LOG;
+	unsigned flags =
+	    MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
 	if (cfg->addr->sa_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
-				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-				MHD_OPTION_SOCK_ADDR, cfg->addr,
-				MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
-				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256u << 10),
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
-				MHD_OPTION_END);
+	h->d = MHD_start_daemon(
+	    flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_SOCK_ADDR, cfg->addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)(256u << 10), MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_END);
 	if (!h->d) {
 		int e = errno ? errno : EADDRINUSE;
 		pthread_mutex_destroy(&h->mu);

@@ -13,10 +13,10 @@ struct srv_http;
 
 /* What an injected fault does. */
 enum srv_fail_kind {
-	SRV_FAIL_MIXED,      /* one of the below, chosen by the seeded generator */
-	SRV_FAIL_500,        /* 500 with an error envelope */
-	SRV_FAIL_429,        /* 429 with Retry-After and retry-after-ms */
-	SRV_FAIL_DROP,       /* connection closed, nothing done */
+	SRV_FAIL_MIXED,	     /* one of the below, chosen by the seeded generator */
+	SRV_FAIL_500,	     /* 500 with an error envelope */
+	SRV_FAIL_429,	     /* 429 with Retry-After and retry-after-ms */
+	SRV_FAIL_DROP,	     /* connection closed, nothing done */
 	SRV_FAIL_DROP_AFTER, /* the request takes effect, then the connection is closed */
 };
 
@@ -30,14 +30,14 @@ struct srv_http_config {
 	enum srv_fail_kind fail_kind;
 	unsigned latency_ms;
 	bool no_uploads;
-	int log_fd;          /* -1: no request log */
+	int log_fd; /* -1: no request log */
 	uint64_t max_part_bytes;
 	uint64_t max_file_bytes;
 };
 
 /* Starts serving; *port is the port actually bound. */
-int srv_http_start(const struct srv_http_config *cfg, struct srv_store *st,
-		   struct srv_http **out, unsigned *port);
+int srv_http_start(const struct srv_http_config *cfg, struct srv_store *st, struct srv_http **out,
+		   unsigned *port);
 void srv_http_stop(struct srv_http *h);
 
 #endif

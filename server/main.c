@@ -66,30 +66,43 @@ static int bad(const char *opt, const char *val, const char *what)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum {
-		O_LISTEN = 256, O_DATA, O_KEY, O_KEY_FILE, O_EXPIRE, O_MAX_PART, O_MAX_UPLOAD,
-		O_MAX_FILE, O_ALLOW_DL, O_FAIL_RATE, O_FAIL_KIND, O_FAIL_FIRST, O_SEED,
-		O_LATENCY, O_NO_UPLOADS, O_LOG
+		O_LISTEN = 256,
+		O_DATA,
+		O_KEY,
+		O_KEY_FILE,
+		O_EXPIRE,
+		O_MAX_PART,
+		O_MAX_UPLOAD,
+		O_MAX_FILE,
+		O_ALLOW_DL,
+		O_FAIL_RATE,
+		O_FAIL_KIND,
+		O_FAIL_FIRST,
+		O_SEED,
+		O_LATENCY,
+		O_NO_UPLOADS,
+		O_LOG
 	};
 	static const struct option longopts[] = {
-		{"listen", required_argument, NULL, O_LISTEN},
-		{"data", required_argument, NULL, O_DATA},
-		{"api-key", required_argument, NULL, O_KEY},
-		{"api-key-file", required_argument, NULL, O_KEY_FILE},
-		{"expire-seconds", required_argument, NULL, O_EXPIRE},
-		{"max-part-bytes", required_argument, NULL, O_MAX_PART},
-		{"max-upload-bytes", required_argument, NULL, O_MAX_UPLOAD},
-		{"max-file-bytes", required_argument, NULL, O_MAX_FILE},
-		{"allow-downloads", no_argument, NULL, O_ALLOW_DL},
-		{"fail-rate", required_argument, NULL, O_FAIL_RATE},
-		{"fail-kind", required_argument, NULL, O_FAIL_KIND},
-		{"fail-first", required_argument, NULL, O_FAIL_FIRST},
-		{"seed", required_argument, NULL, O_SEED},
-		{"latency-ms", required_argument, NULL, O_LATENCY},
-		{"no-uploads", no_argument, NULL, O_NO_UPLOADS},
-		{"log-requests", required_argument, NULL, O_LOG},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"listen", required_argument, NULL, O_LISTEN},
+	    {"data", required_argument, NULL, O_DATA},
+	    {"api-key", required_argument, NULL, O_KEY},
+	    {"api-key-file", required_argument, NULL, O_KEY_FILE},
+	    {"expire-seconds", required_argument, NULL, O_EXPIRE},
+	    {"max-part-bytes", required_argument, NULL, O_MAX_PART},
+	    {"max-upload-bytes", required_argument, NULL, O_MAX_UPLOAD},
+	    {"max-file-bytes", required_argument, NULL, O_MAX_FILE},
+	    {"allow-downloads", no_argument, NULL, O_ALLOW_DL},
+	    {"fail-rate", required_argument, NULL, O_FAIL_RATE},
+	    {"fail-kind", required_argument, NULL, O_FAIL_KIND},
+	    {"fail-first", required_argument, NULL, O_FAIL_FIRST},
+	    {"seed", required_argument, NULL, O_SEED},
+	    {"latency-ms", required_argument, NULL, O_LATENCY},
+	    {"no-uploads", no_argument, NULL, O_NO_UPLOADS},
+	    {"log-requests", required_argument, NULL, O_LOG},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 	uint64_t v;
@@ -146,7 +159,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 				if (strcmp(optarg, kinds[i]) == 0)
 					k = i;
 			if (k < 0)
-				return bad(name, optarg, "expected mixed, 500, 429, drop or drop-after");
+				return bad(name, optarg,
+					   "expected mixed, 500, 429, drop or drop-after");
 			o->fail_kind = (enum srv_fail_kind)k;
 			break;
 		}
@@ -207,7 +221,8 @@ static int resolve_listen(const char *spec, struct sockaddr_storage *ss, socklen
 	uint64_t port;
 	if (up_parse_u64(colon + 1, &port) < 0 || port > 65535)
 		return bad("--listen", spec, "bad port");
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *res = NULL;
 	int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
@@ -222,14 +237,14 @@ static int resolve_listen(const char *spec, struct sockaddr_storage *ss, socklen
 int main(int argc, char **argv)
 {
 	struct options o = {
-		.listen = "127.0.0.1:8080",
-		.data = "./uploadfs-data",
-		.lim = {.max_part_bytes = 64ull << 20,
-			.max_upload_bytes = 8ull << 30,
-			.max_file_bytes = 512ull << 20,
-			.expire_seconds = 3600},
-		.seed = 1,
-		.fail_kind = SRV_FAIL_MIXED,
+	    .listen = "127.0.0.1:8080",
+	    .data = "./uploadfs-data",
+	    .lim = {.max_part_bytes = 64ull << 20,
+		    .max_upload_bytes = 8ull << 30,
+		    .max_file_bytes = 512ull << 20,
+		    .expire_seconds = 3600},
+	    .seed = 1,
+	    .fail_kind = SRV_FAIL_MIXED,
 	};
 	if (parse_args(argc, argv, &o) < 0)
 		return 2;
@@ -265,18 +280,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	struct srv_http_config hc = {
-		.addr = (const struct sockaddr *)&ss,
-		.addrlen = sslen,
-		.api_key = o.api_key,
-		.fail_rate = o.fail_rate,
-		.seed = o.seed,
-		.fail_first = o.fail_first,
-		.fail_kind = o.fail_kind,
-		.latency_ms = o.latency_ms,
-		.no_uploads = o.no_uploads,
-		.log_fd = log_fd,
-		.max_part_bytes = o.lim.max_part_bytes,
-		.max_file_bytes = o.lim.max_file_bytes,
+	    .addr = (const struct sockaddr *)&ss,
+	    .addrlen = sslen,
+	    .api_key = o.api_key,
+	    .fail_rate = o.fail_rate,
+	    .seed = o.seed,
+	    .fail_first = o.fail_first,
+	    .fail_kind = o.fail_kind,
+	    .latency_ms = o.latency_ms,
+	    .no_uploads = o.no_uploads,
+	    .log_fd = log_fd,
+	    .max_part_bytes = o.lim.max_part_bytes,
+	    .max_file_bytes = o.lim.max_file_bytes,
 	};
 	struct srv_http *http = NULL;
 	unsigned port = 0;

@@ -24,16 +24,16 @@
  * A record is written after the bytes it describes, so a crash leaves at worst an orphan
  * blob or tmp file, which the next start removes. */
 
-#define FILE_MAX_NAME   4096
-#define COPY_BUF        (1u << 20)
-#define BATCH_EXPIRY    2592000 /* 30 days: OpenAI's default for purpose=batch */
-#define EXPIRY_MIN      3600
-#define EXPIRY_MAX      2592000
+#define FILE_MAX_NAME 4096
+#define COPY_BUF      (1u << 20)
+#define BATCH_EXPIRY  2592000 /* 30 days: OpenAI's default for purpose=batch */
+#define EXPIRY_MIN    3600
+#define EXPIRY_MAX    2592000
 
 enum upload_status { U_PENDING, U_COMPLETED, U_CANCELLED, U_EXPIRED };
 static const char *const status_names[] = {"pending", "completed", "cancelled", "expired"};
 
-static const char *const purposes[] = {"assistants", "batch",    "fine-tune",
+static const char *const purposes[] = {"assistants", "batch",	  "fine-tune",
 				       "vision",     "user_data", "evals"};
 /* OpenAI serves content only for these of the purposes a client can upload with. */
 static const char *const downloadable[] = {"batch", "vision"};
@@ -56,12 +56,12 @@ struct upload {
 	char purpose[16];
 	enum upload_status status;
 	int64_t file_expires_after; /* 0: the purpose's default */
-	struct part *parts;          /* sorted by seq */
+	struct part *parts;	    /* sorted by seq */
 	size_t nparts, cap_parts;
 	uint64_t parts_bytes;
-	bool busy;                /* a complete is assembling the content */
-	char *complete_sig;       /* the part_ids+md5 the upload was completed with */
-	json_object *file_json;   /* the File created at completion */
+	bool busy;		/* a complete is assembling the content */
+	char *complete_sig;	/* the part_ids+md5 the upload was completed with */
+	json_object *file_json; /* the File created at completion */
 };
 
 struct file {
@@ -95,8 +95,8 @@ struct srv_store {
 
 /* ---- errors ---- */
 
-int srv_err_set(struct srv_err *err, int errno_code, int status, const char *param,
-		const char *fmt, ...)
+int srv_err_set(struct srv_err *err, int errno_code, int status, const char *param, const char *fmt,
+		...)
 {
 	err->status = status;
 	err->type = status >= 500 ? "server_error" : "invalid_request_error";
@@ -114,7 +114,8 @@ json_object *srv_err_json(const struct srv_err *err)
 	json_object *e = json_object_new_object();
 	json_object_object_add(e, "message", json_object_new_string(err->message));
 	json_object_object_add(e, "type", json_object_new_string(err->type));
-	json_object_object_add(e, "param", err->param[0] ? json_object_new_string(err->param) : NULL);
+	json_object_object_add(e, "param",
+			       err->param[0] ? json_object_new_string(err->param) : NULL);
 	json_object_object_add(e, "code", err->code ? json_object_new_string(err->code) : NULL);
 	json_object *root = json_object_new_object();
 	json_object_object_add(root, "error", e);
@@ -213,7 +214,7 @@ static void *vec_lookup(const struct vec *v, const char *prefix, const char *id)
 }
 
 static int pathf(char *out, size_t len, const struct srv_store *st, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static int pathf(char *out, size_t len, const struct srv_store *st, const char *fmt, ...)
 {
 	int n = snprintf(out, len, "%s/", st->dir);
@@ -310,8 +311,8 @@ static bool valid_utf8(const unsigned char *s, size_t n)
 				return false;
 			cp = (cp << 6) | (s[i + k] & 0x3f);
 		}
-		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+		    (len == 4 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
 			return false;
 		i += len;
 	}
@@ -340,7 +341,8 @@ static int check_filename(const char *name, size_t len, const char *param, struc
 static int check_purpose(const char *p, struct srv_err *err)
 {
 	if (!p)
-		return srv_err_set(err, EINVAL, 400, "purpose", "Missing required parameter: 'purpose'.");
+		return srv_err_set(err, EINVAL, 400, "purpose",
+				   "Missing required parameter: 'purpose'.");
 	if (!IN_LIST(p, purposes))
 		return srv_err_set(err, EINVAL, 400, "purpose",
 				   "'%.64s' is not one of ['assistants', 'batch', 'fine-tune', "
@@ -553,8 +555,8 @@ static int json_req_string(json_object *req, const char *key, const char **out, 
 	if (!json_object_object_get_ex(req, key, &v) || !v)
 		return srv_err_set(err, EINVAL, 400, key, "Missing required parameter: '%s'.", key);
 	if (!json_object_is_type(v, json_type_string))
-		return srv_err_set(err, EINVAL, 400, key, "Invalid type for '%s': expected a string.",
-				   key);
+		return srv_err_set(err, EINVAL, 400, key,
+				   "Invalid type for '%s': expected a string.", key);
 	*out = json_object_get_string(v);
 	if (len)
 		*len = (size_t)json_object_get_string_len(v);
@@ -586,14 +588,16 @@ int srv_upload_create(struct srv_store *st, json_object *req, json_object **out,
 	static const char *const known[] = {"bytes", "filename", "mime_type", "purpose",
 					    "expires_after"};
 	if (!json_object_is_type(req, json_type_object))
-		return srv_err_set(err, EINVAL, 400, NULL, "The request body must be a JSON object.");
+		return srv_err_set(err, EINVAL, 400, NULL,
+				   "The request body must be a JSON object.");
 	int rc = json_unknown_key(req, known, 5, err);
 	if (rc < 0)
 		return rc;
 
 	json_object *jb;
 	if (!json_object_object_get_ex(req, "bytes", &jb) || !jb)
-		return srv_err_set(err, EINVAL, 400, "bytes", "Missing required parameter: 'bytes'.");
+		return srv_err_set(err, EINVAL, 400, "bytes",
+				   "Missing required parameter: 'bytes'.");
 	if (!json_object_is_type(jb, json_type_int) || json_object_get_int64(jb) < 0)
 		return srv_err_set(err, EINVAL, 400, "bytes",
 				   "Invalid value for 'bytes': expected a non-negative integer.");
@@ -734,8 +738,8 @@ static json_object *part_to_json(const struct part *p, const char *upload_id)
 	return o;
 }
 
-int srv_part_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes,
-		    json_object **out, struct srv_err *err)
+int srv_part_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes, json_object **out,
+		    struct srv_err *err)
 {
 	int rc = blob_close(blob);
 	if (rc < 0) {
@@ -814,7 +818,8 @@ static int parse_complete(json_object *req, struct complete_req *c, struct srv_e
 {
 	static const char *const known[] = {"part_ids", "md5"};
 	if (!json_object_is_type(req, json_type_object))
-		return srv_err_set(err, EINVAL, 400, NULL, "The request body must be a JSON object.");
+		return srv_err_set(err, EINVAL, 400, NULL,
+				   "The request body must be a JSON object.");
 	int rc = json_unknown_key(req, known, 2, err);
 	if (rc < 0)
 		return rc;
@@ -852,8 +857,9 @@ static int parse_complete(json_object *req, struct complete_req *c, struct srv_e
 		return srv_err_set(err, ENOMEM, 500, NULL, "out of memory");
 	size_t off = (size_t)snprintf(c->sig, siglen, "%s|", c->md5);
 	for (size_t i = 0; i < c->n; i++)
-		off += (size_t)snprintf(c->sig + off, siglen - off, "%s,",
-					json_object_get_string(json_object_array_get_idx(c->ids, i)));
+		off +=
+		    (size_t)snprintf(c->sig + off, siglen - off, "%s,",
+				     json_object_get_string(json_object_array_get_idx(c->ids, i)));
 	return 0;
 }
 
@@ -947,8 +953,8 @@ static int assemble(struct srv_store *st, const char *upload_id, char (*ids)[SRV
 }
 
 /* Creates the File for a completed upload and records both (store lock held). */
-static int finish_upload(struct srv_store *st, struct upload *u, const char *tmp_path,
-			 char **sig, struct srv_err *err)
+static int finish_upload(struct srv_store *st, struct upload *u, const char *tmp_path, char **sig,
+			 struct srv_err *err)
 {
 	struct file *f = calloc(1, sizeof *f);
 	if (!f || !(f->filename = strdup(u->filename))) {
@@ -1000,7 +1006,7 @@ int srv_upload_complete(struct srv_store *st, const char *upload_id, json_object
 
 	struct upload *u = NULL;
 	const struct part **list = NULL;
-	char (*ids)[SRV_ID_MAX] = NULL;
+	char(*ids)[SRV_ID_MAX] = NULL;
 	uint64_t *sizes = NULL;
 	char tmp[4096] = "";
 
@@ -1253,8 +1259,7 @@ int srv_files_list(struct srv_store *st, const struct srv_list_query *q, json_ob
 	return 0;
 }
 
-int srv_file_get(struct srv_store *st, const char *file_id, json_object **out,
-		 struct srv_err *err)
+int srv_file_get(struct srv_store *st, const char *file_id, json_object **out, struct srv_err *err)
 {
 	struct file *f;
 	pthread_mutex_lock(&st->mu);
@@ -1517,8 +1522,8 @@ static void repair(struct srv_store *st)
 			continue;
 		}
 		/* The File exists, so its upload completed even if that record was not written. */
-		struct upload *u = f->upload_id[0] ? vec_lookup(&st->uploads, "upload_", f->upload_id)
-						   : NULL;
+		struct upload *u =
+		    f->upload_id[0] ? vec_lookup(&st->uploads, "upload_", f->upload_id) : NULL;
 		if (u && u->status != U_COMPLETED) {
 			u->status = U_COMPLETED;
 			json_object_put(u->file_json);

@@ -14,13 +14,13 @@ struct srv_limits {
 	uint64_t max_part_bytes;   /* one part */
 	uint64_t max_upload_bytes; /* one upload (bytes at create, and all parts added) */
 	uint64_t max_file_bytes;   /* one POST /v1/files */
-	int64_t expire_seconds;    /* upload session lifetime */
-	bool allow_downloads;      /* serve content of every purpose */
+	int64_t expire_seconds;	   /* upload session lifetime */
+	bool allow_downloads;	   /* serve content of every purpose */
 };
 
 /* An OpenAI error envelope: what a failed call answers. */
 struct srv_err {
-	int status;       /* HTTP status */
+	int status;	  /* HTTP status */
 	const char *type; /* "invalid_request_error", "server_error" */
 	const char *code;
 	char param[64]; /* "" when none */
@@ -46,8 +46,8 @@ int srv_upload_create(struct srv_store *st, json_object *req, json_object **out,
  * the upload exists and takes parts); commit turns it into a part; abort drops it. */
 int srv_part_begin(struct srv_store *st, const char *upload_id, struct srv_blob *blob,
 		   struct srv_err *err);
-int srv_part_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes,
-		    json_object **out, struct srv_err *err);
+int srv_part_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes, json_object **out,
+		    struct srv_err *err);
 void srv_blob_abort(struct srv_blob *blob);
 
 /* POST /v1/uploads/{id}/complete and /cancel. */
@@ -71,13 +71,12 @@ int srv_file_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes,
 struct srv_list_query {
 	const char *purpose; /* NULL: all */
 	const char *after;   /* NULL: from the start */
-	uint64_t limit;      /* 1..10000 */
+	uint64_t limit;	     /* 1..10000 */
 	bool ascending;
 };
 int srv_files_list(struct srv_store *st, const struct srv_list_query *q, json_object **out,
 		   struct srv_err *err);
-int srv_file_get(struct srv_store *st, const char *file_id, json_object **out,
-		 struct srv_err *err);
+int srv_file_get(struct srv_store *st, const char *file_id, json_object **out, struct srv_err *err);
 int srv_file_delete(struct srv_store *st, const char *file_id, json_object **out,
 		    struct srv_err *err);
 /* Opens the content for reading: *fd (caller closes) and *bytes. */
@@ -85,8 +84,8 @@ int srv_file_open_content(struct srv_store *st, const char *file_id, int *fd, ui
 			  struct srv_err *err);
 
 /* Fills err as an OpenAI error envelope; returns -errno_code so callers can `return` it. */
-int srv_err_set(struct srv_err *err, int errno_code, int status, const char *param,
-		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int srv_err_set(struct srv_err *err, int errno_code, int status, const char *param, const char *fmt,
+		...) __attribute__((format(printf, 5, 6)));
 json_object *srv_err_json(const struct srv_err *err);
 
 #endif

@@ -10,13 +10,13 @@ struct check_case {
 	void (*fn)(int *failed);
 };
 
-#define CHECK(cond)                                                                           \
-	do {                                                                                  \
-		if (!(cond)) {                                                                \
-			printf("#   %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);       \
-			*failed = 1;                                                          \
-			return;                                                               \
-		}                                                                             \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			printf("#   %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);        \
+			*failed = 1;                                                               \
+			return;                                                                    \
+		}                                                                                  \
 	} while (0)
 
 #define CASE(name) static void name(int *failed)
@@ -35,13 +35,16 @@ static inline int check_run(const struct check_case *cases, size_t n)
 	return bad ? 1 : 0;
 }
 
-#define CHECK_MAIN(...)                                                                       \
-	int main(void)                                                                        \
-	{                                                                                     \
-		static const struct check_case cases[] = {__VA_ARGS__};                       \
-		return check_run(cases, sizeof cases / sizeof cases[0]);                      \
+#define CHECK_MAIN(...)                                                                            \
+	int main(void)                                                                             \
+	{                                                                                          \
+		static const struct check_case cases[] = {__VA_ARGS__};                            \
+		return check_run(cases, sizeof cases / sizeof cases[0]);                           \
 	}
 
-#define T(fn) {#fn, fn}
+#define T(fn)                                                                                      \
+	{                                                                                          \
+#fn, fn                                                                            \
+	}
 
 #endif

@@ -225,5 +225,5 @@ CASE(reopen_repairs_what_a_crash_leaves)
 	srv_store_close(st);
 }
 
-CHECK_MAIN(T(ids_carry_their_order), T(upload_state_machine),
-	   T(concurrent_completes_make_one_file), T(reopen_repairs_what_a_crash_leaves))
+CHECK_MAIN(T(ids_carry_their_order), T(upload_state_machine), T(concurrent_completes_make_one_file),
+	   T(reopen_repairs_what_a_crash_leaves))
