@@ -1,0 +1,575 @@
+#include "writer.h"
+
+#include "errors.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HASH_BUF (1u << 20)
+
+struct wpart {
+	char id[UP_ID_MAX];
+	char md5[33];
+	uint64_t len;
+	bool queued; /* handed to the pipeline (in flight or done) */
+	bool sent;   /* acknowledged */
+};
+
+struct up_writer {
+	struct up_writer_config cfg;
+	char *spool;
+	int fd;
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* a part finished */
+
+	uint64_t size;	 /* logical size */
+	uint64_t hashed; /* the contiguous prefix hashed so far */
+	bool rescan;	 /* bytes behind `hashed` changed: hash the spool again at finish */
+	EVP_MD_CTX *md_all, *md_part;
+	struct wpart *parts; /* sealed parts, in file order */
+	size_t nparts, cap;
+	unsigned inflight;
+
+	enum up_writer_state state;
+	bool finishing;
+	char upload_id[UP_ID_MAX];
+	uint64_t announced; /* the size the upload was created with */
+	char *upload_name;  /* and the name */
+	uint64_t bytes_sent;
+	int err; /* latched: negative errno */
+	char errmsg[512];
+	char file_id[UP_ID_MAX];
+	char md5[33];
+	bool keep;
+};
+
+static void latch(struct up_writer *w, int err, const char *msg)
+{
+	if (w->err)
+		return;
+	w->err = err;
+	snprintf(w->errmsg, sizeof w->errmsg, "%s", msg);
+}
+
+static void md_reset(struct up_writer *w)
+{
+	EVP_DigestInit_ex(w->md_all, EVP_md5(), NULL);
+	EVP_DigestInit_ex(w->md_part, EVP_md5(), NULL);
+}
+
+static void hex(EVP_MD_CTX *md, char out[33])
+{
+	unsigned char h[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+	EVP_DigestFinal_ex(md, h, &n);
+	for (unsigned i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+int up_writer_new(const struct up_writer_config *cfg, struct up_writer **out)
+{
+	struct up_writer *w = calloc(1, sizeof *w);
+	if (!w)
+		return -ENOMEM;
+	w->cfg = *cfg;
+	w->fd = -1;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	w->md_all = EVP_MD_CTX_new();
+	w->md_part = EVP_MD_CTX_new();
+	w->spool = strdup(cfg->spool_path);
+	int rc = (w->md_all && w->md_part && w->spool) ? 0 : -ENOMEM;
+	if (rc == 0) {
+		w->fd = open(w->spool, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (w->fd < 0)
+			rc = -errno;
+	}
+	if (rc < 0) {
+		free(w->spool);
+		w->spool = NULL;
+		up_writer_free(w);
+		return rc;
+	}
+	md_reset(w);
+	*out = w;
+	return 0;
+}
+
+void up_writer_free(struct up_writer *w)
+{
+	if (!w)
+		return;
+	up_writer_sync(w);
+	if (w->fd >= 0)
+		close(w->fd);
+	if (w->spool && !w->keep)
+		unlink(w->spool);
+	EVP_MD_CTX_free(w->md_all);
+	EVP_MD_CTX_free(w->md_part);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	free(w->parts);
+	free(w->upload_name);
+	free(w->spool);
+	free(w);
+}
+
+int up_writer_keep_spool(struct up_writer *w, const char *path)
+{
+	if (rename(w->spool, path) < 0)
+		return -errno;
+	w->keep = true;
+	return 0;
+}
+
+static int push_part(struct up_writer *w, uint64_t len)
+{
+	if (w->nparts == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 64;
+		struct wpart *np = realloc(w->parts, cap * sizeof *np);
+		if (!np)
+			return -ENOMEM;
+		w->parts = np;
+		w->cap = cap;
+	}
+	struct wpart *p = &w->parts[w->nparts++];
+	memset(p, 0, sizeof *p);
+	p->len = len;
+	hex(w->md_part, p->md5);
+	EVP_DigestInit_ex(w->md_part, EVP_md5(), NULL);
+	return 0;
+}
+
+/* Hashes bytes that continue the hashed prefix, sealing a part at each boundary. */
+static int hash_on(struct up_writer *w, const char *buf, size_t len)
+{
+	uint64_t ps = w->cfg.part_size;
+	while (len) {
+		uint64_t in_part = w->hashed - (uint64_t)w->nparts * ps;
+		size_t n = (size_t)(ps - in_part < len ? ps - in_part : len);
+		EVP_DigestUpdate(w->md_all, buf, n);
+		EVP_DigestUpdate(w->md_part, buf, n);
+		w->hashed += n;
+		buf += n;
+		len -= n;
+		if (w->hashed == (uint64_t)(w->nparts + 1) * ps) {
+			int rc = push_part(w, ps);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* Hashes the spool from the hashed prefix to the end: the second read that out-of-order
+ * writes cost. */
+static int hash_spool(struct up_writer *w)
+{
+	char *buf = malloc(HASH_BUF);
+	if (!buf)
+		return -ENOMEM;
+	int rc = 0;
+	while (rc == 0 && w->hashed < w->size) {
+		uint64_t want = w->size - w->hashed < HASH_BUF ? w->size - w->hashed : HASH_BUF;
+		ssize_t n = pread(w->fd, buf, (size_t)want, (off_t)w->hashed);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+		} else if (n == 0) {
+			/* a hole at the end of a sparse spool reads as nothing: it is zeros */
+			memset(buf, 0, (size_t)want);
+			n = (ssize_t)want;
+		}
+		if (rc == 0)
+			rc = hash_on(w, buf, (size_t)n);
+	}
+	free(buf);
+	return rc;
+}
+
+struct part_ctx {
+	struct up_writer *w;
+	size_t index;
+};
+
+static void part_done(void *ud, int rc, const struct up_part *part, const struct up_error *err)
+{
+	struct part_ctx *pc = ud;
+	struct up_writer *w = pc->w;
+	pthread_mutex_lock(&w->mu);
+	struct wpart *p = &w->parts[pc->index];
+	if (rc == 0) {
+		memcpy(p->id, part->id, UP_ID_MAX);
+		p->sent = true;
+		w->bytes_sent += p->len;
+	} else if (w->state != UP_W_CANCELLED) {
+		char msg[512];
+		snprintf(msg, sizeof msg, "part %zu: %.480s", pc->index + 1, err->message);
+		latch(w, rc, msg);
+	}
+	w->inflight--;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	free(pc);
+}
+
+/* Hands every sealed, unqueued part to the pipeline. Called without the lock held: the
+ * pipeline may block (back-pressure), and its callbacks take the lock. */
+static int send_sealed(struct up_writer *w)
+{
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		size_t i = 0;
+		while (i < w->nparts && w->parts[i].queued)
+			i++;
+		if (i == w->nparts || w->state != UP_W_UPLOADING || w->err) {
+			int rc = w->err;
+			pthread_mutex_unlock(&w->mu);
+			return rc;
+		}
+		struct part_ctx *pc = malloc(sizeof *pc);
+		if (!pc) {
+			pthread_mutex_unlock(&w->mu);
+			return -ENOMEM;
+		}
+		*pc = (struct part_ctx){.w = w, .index = i};
+		struct up_source src = {.kind = UP_SRC_FD,
+					.fd = w->fd,
+					.offset = (uint64_t)i * w->cfg.part_size,
+					.len = w->parts[i].len};
+		w->parts[i].queued = true;
+		w->inflight++;
+		char upload_id[UP_ID_MAX];
+		memcpy(upload_id, w->upload_id, UP_ID_MAX);
+		pthread_mutex_unlock(&w->mu);
+		int rc = up_async_part_add(w->cfg.async, upload_id, &src, part_done, pc);
+		if (rc < 0) {
+			free(pc);
+			pthread_mutex_lock(&w->mu);
+			w->inflight--;
+			latch(w, rc, "cannot queue a part");
+			pthread_mutex_unlock(&w->mu);
+			return rc;
+		}
+	}
+}
+
+static int pwrite_all(int fd, const char *buf, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, buf, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		buf += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int up_writer_write(struct up_writer *w, const void *buf, size_t len, uint64_t off)
+{
+	pthread_mutex_lock(&w->mu);
+	if (w->state == UP_W_CANCELLED) {
+		/* like writes to an unlinked file: they succeed, and go nowhere */
+		int rc = pwrite_all(w->fd, buf, len, off);
+		if (rc == 0 && off + len > w->size)
+			w->size = off + len;
+		pthread_mutex_unlock(&w->mu);
+		return rc;
+	}
+	int rc = w->err;
+	if (rc == 0 && (w->finishing || w->state == UP_W_COMPLETED))
+		rc = -EPERM;
+	if (rc == 0 && off + len > w->cfg.max_size) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "the file would pass max_file_size (%llu bytes)",
+			 (unsigned long long)w->cfg.max_size);
+		latch(w, -EFBIG, msg);
+		rc = -EFBIG;
+	}
+	if (rc == 0 && (rc = pwrite_all(w->fd, buf, len, off)) < 0) {
+		char msg[160];
+		snprintf(msg, sizeof msg, "writing the spool: %s", strerror(-rc));
+		latch(w, rc, msg);
+	}
+	if (rc == 0) {
+		if (off + len > w->size)
+			w->size = off + len;
+		if (off < w->hashed)
+			w->rescan = true; /* bytes already hashed changed */
+		else if (off == w->hashed && !w->rescan)
+			rc = hash_on(w, buf, len);
+	}
+	bool send = rc == 0 && w->state == UP_W_UPLOADING && !w->rescan;
+	pthread_mutex_unlock(&w->mu);
+	if (send)
+		rc = send_sealed(w);
+	return rc;
+}
+
+int up_writer_read(struct up_writer *w, void *buf, size_t len, uint64_t off, size_t *got)
+{
+	pthread_mutex_lock(&w->mu);
+	uint64_t size = w->size;
+	pthread_mutex_unlock(&w->mu);
+	*got = 0;
+	if (off >= size)
+		return 0;
+	if (len > size - off)
+		len = (size_t)(size - off);
+	ssize_t n = pread(w->fd, buf, len, (off_t)off);
+	if (n < 0)
+		return -errno;
+	/* a sparse tail reads short: the rest is zeros */
+	if ((size_t)n < len)
+		memset((char *)buf + n, 0, len - (size_t)n);
+	*got = len;
+	return 0;
+}
+
+int up_writer_truncate(struct up_writer *w, uint64_t size)
+{
+	pthread_mutex_lock(&w->mu);
+	int rc = w->err;
+	if (rc == 0 && (w->finishing || w->state == UP_W_COMPLETED))
+		rc = -EPERM;
+	if (rc == 0 && size > w->cfg.max_size)
+		rc = -EFBIG;
+	if (rc == 0 && ftruncate(w->fd, (off_t)size) < 0)
+		rc = -errno;
+	if (rc == 0) {
+		if (size == 0 && w->state == UP_W_PENDING) {
+			/* O_TRUNC of a file still local: start over */
+			w->hashed = 0;
+			w->nparts = 0;
+			w->rescan = false;
+			md_reset(w);
+		} else if (size < w->hashed) {
+			w->rescan = true;
+		}
+		w->size = size;
+	}
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+int up_writer_announce(struct up_writer *w, uint64_t size, const char *filename,
+		       const char *mime_type, const char *purpose, struct up_error *err)
+{
+	pthread_mutex_lock(&w->mu);
+	bool fresh = w->state == UP_W_PENDING && !w->err && !w->finishing;
+	pthread_mutex_unlock(&w->mu);
+	if (!fresh)
+		return 0; /* only the first announcement starts an upload */
+	if (size > w->cfg.max_size)
+		return up_error_set(err, -EFBIG, 0, "the announced size passes max_file_size");
+	struct up_upload up;
+	int rc = up_upload_create(w->cfg.client, size, filename, mime_type, purpose, &up, err);
+	if (rc < 0)
+		return rc; /* not latched: the upload will be tried again at finish */
+	pthread_mutex_lock(&w->mu);
+	memcpy(w->upload_id, up.id, UP_ID_MAX);
+	w->announced = size;
+	free(w->upload_name);
+	w->upload_name = strdup(filename);
+	w->state = UP_W_UPLOADING;
+	pthread_mutex_unlock(&w->mu);
+	up_upload_clear(&up);
+	return send_sealed(w);
+}
+
+static void wait_idle_locked(struct up_writer *w)
+{
+	while (w->inflight)
+		pthread_cond_wait(&w->cv, &w->mu);
+}
+
+int up_writer_sync(struct up_writer *w)
+{
+	pthread_mutex_lock(&w->mu);
+	wait_idle_locked(w);
+	int rc = w->err;
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+static void cancel_remote(struct up_writer *w, const char *upload_id)
+{
+	struct up_upload u = {0};
+	struct up_error e;
+	up_upload_cancel(w->cfg.client, upload_id, &u, &e);
+	up_upload_clear(&u);
+}
+
+/* Drops an upload begun under another name or size, or before bytes it sent changed. */
+static void restart_locked(struct up_writer *w)
+{
+	char id[UP_ID_MAX];
+	memcpy(id, w->upload_id, UP_ID_MAX);
+	w->upload_id[0] = '\0';
+	w->state = UP_W_PENDING;
+	w->bytes_sent = 0;
+	for (size_t i = 0; i < w->nparts; i++)
+		w->parts[i].queued = w->parts[i].sent = false;
+	pthread_mutex_unlock(&w->mu);
+	cancel_remote(w, id);
+	pthread_mutex_lock(&w->mu);
+}
+
+static int fail_locked(struct up_writer *w, int rc, const char *msg)
+{
+	latch(w, rc, msg);
+	w->state = UP_W_FAILED;
+	return w->err;
+}
+
+int up_writer_finish(struct up_writer *w, const char *filename, const char *mime_type,
+		     const char *purpose, struct up_upload *out, struct up_error *err)
+{
+	pthread_mutex_lock(&w->mu);
+	if (w->state == UP_W_COMPLETED || w->finishing || w->state == UP_W_CANCELLED) {
+		int rc = w->state == UP_W_CANCELLED ? -ECANCELED : -EALREADY;
+		pthread_mutex_unlock(&w->mu);
+		return up_error_set(err, rc, 0, "the upload is already %s",
+				    rc == -ECANCELED ? "cancelled" : "finished");
+	}
+	w->finishing = true;
+	wait_idle_locked(w);
+	int rc = w->err;
+	if (rc < 0) {
+		up_error_set(err, rc, 0, "%s", w->errmsg);
+		goto fail;
+	}
+	if (w->state == UP_W_UPLOADING &&
+	    (w->announced != w->size || w->rescan || strcmp(w->upload_name, filename) != 0))
+		restart_locked(w);
+	if (w->rescan) {
+		w->hashed = 0;
+		w->nparts = 0;
+		w->rescan = false;
+		md_reset(w);
+	}
+	if ((rc = hash_spool(w)) < 0) {
+		up_error_set(err, rc, 0, "reading the spool: %s", strerror(-rc));
+		goto fail;
+	}
+	uint64_t tail = w->size - (uint64_t)w->nparts * w->cfg.part_size;
+	if (tail > 0 && (rc = push_part(w, tail)) < 0) {
+		up_error_set(err, rc, 0, "out of memory");
+		goto fail;
+	}
+	hex(w->md_all, w->md5);
+	uint64_t size = w->size;
+	bool need_create = w->state != UP_W_UPLOADING;
+	pthread_mutex_unlock(&w->mu);
+
+	if (need_create) {
+		struct up_upload up;
+		rc = up_upload_create(w->cfg.client, size, filename, mime_type, purpose, &up, err);
+		pthread_mutex_lock(&w->mu);
+		if (rc < 0)
+			goto fail;
+		memcpy(w->upload_id, up.id, UP_ID_MAX);
+		w->state = UP_W_UPLOADING;
+		pthread_mutex_unlock(&w->mu);
+		up_upload_clear(&up);
+	}
+	rc = send_sealed(w);
+	pthread_mutex_lock(&w->mu);
+	wait_idle_locked(w);
+	if (rc == 0 && w->err)
+		rc = w->err;
+	if (rc < 0) {
+		up_error_set(err, rc, 0, "%s", w->errmsg[0] ? w->errmsg : "sending parts failed");
+		goto cancel;
+	}
+	size_t n = w->nparts;
+	const char **ids = calloc(n ? n : 1, sizeof *ids);
+	char md5[33], upload_id[UP_ID_MAX];
+	memcpy(md5, w->md5, sizeof md5);
+	memcpy(upload_id, w->upload_id, UP_ID_MAX);
+	for (size_t i = 0; ids && i < n; i++)
+		ids[i] = w->parts[i].id;
+	pthread_mutex_unlock(&w->mu);
+	/* the part array is stable: no writes and no parts while finishing */
+	rc = ids ? up_upload_complete(w->cfg.client, upload_id, ids, n, md5, out, err)
+		 : up_error_set(err, -ENOMEM, 0, "out of memory");
+	free(ids);
+	pthread_mutex_lock(&w->mu);
+	if (rc < 0)
+		goto cancel;
+	if (!out->has_file) {
+		rc = up_error_set(err, -EPROTO, 200, "complete answered without a file");
+		goto cancel;
+	}
+	memcpy(w->file_id, out->file.id, UP_ID_MAX);
+	w->state = UP_W_COMPLETED;
+	w->finishing = false;
+	pthread_mutex_unlock(&w->mu);
+	return 0;
+
+cancel:
+	if (w->upload_id[0] && w->state != UP_W_CANCELLED) {
+		char id[UP_ID_MAX];
+		memcpy(id, w->upload_id, UP_ID_MAX);
+		pthread_mutex_unlock(&w->mu);
+		cancel_remote(w, id);
+		pthread_mutex_lock(&w->mu);
+	}
+fail:
+	fail_locked(w, rc, err ? err->message : "upload failed");
+	w->finishing = false;
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+int up_writer_cancel(struct up_writer *w)
+{
+	pthread_mutex_lock(&w->mu);
+	if (w->state == UP_W_COMPLETED || w->state == UP_W_CANCELLED) {
+		pthread_mutex_unlock(&w->mu);
+		return 0;
+	}
+	w->state = UP_W_CANCELLED;
+	wait_idle_locked(w);
+	char id[UP_ID_MAX];
+	memcpy(id, w->upload_id, UP_ID_MAX);
+	pthread_mutex_unlock(&w->mu);
+	if (id[0])
+		cancel_remote(w, id);
+	return 0;
+}
+
+void up_writer_status(struct up_writer *w, struct up_writer_status *st)
+{
+	pthread_mutex_lock(&w->mu);
+	memset(st, 0, sizeof *st);
+	st->state = w->state;
+	memcpy(st->upload_id, w->upload_id, UP_ID_MAX);
+	memcpy(st->file_id, w->file_id, UP_ID_MAX);
+	if (w->state == UP_W_COMPLETED)
+		memcpy(st->md5, w->md5, sizeof st->md5);
+	st->size = w->size;
+	st->bytes_sent = w->bytes_sent;
+	memcpy(st->error, w->errmsg, sizeof st->error);
+	st->errnum = w->err;
+	pthread_mutex_unlock(&w->mu);
+}
+
+bool up_writer_started(struct up_writer *w)
+{
+	pthread_mutex_lock(&w->mu);
+	bool s = w->state != UP_W_PENDING || w->finishing;
+	pthread_mutex_unlock(&w->mu);
+	return s;
+}

@@ -1,0 +1,75 @@
+/* writer: one file being written becomes one upload. Bytes go to a spool file as they
+ * arrive and are hashed as they pass (MD5 of the whole file and of each part, no second
+ * read when writes come in order); the data is cut into parts of part_size. When the size is
+ * announced first, the upload is created at once and each part goes up as soon as it is
+ * sealed; otherwise every part goes up, in parallel, at finish. */
+#ifndef UP_WRITER_H
+#define UP_WRITER_H
+
+#include "uploadfs.h"
+
+#include <stdint.h>
+
+struct up_writer;
+
+struct up_writer_config {
+	up_client *client;
+	up_async *async;	/* shared part pipeline (the mount's global budget) */
+	const char *spool_path; /* created (O_EXCL) and owned by the writer */
+	uint64_t part_size;
+	uint64_t max_size; /* writes past it are -EFBIG */
+};
+
+enum up_writer_state {
+	UP_W_PENDING,	/* local data only */
+	UP_W_UPLOADING, /* an upload exists on the server */
+	UP_W_COMPLETED,
+	UP_W_FAILED,
+	UP_W_CANCELLED,
+};
+
+struct up_writer_status {
+	enum up_writer_state state;
+	char upload_id[UP_ID_MAX];
+	char file_id[UP_ID_MAX];
+	char md5[33]; /* once completed */
+	uint64_t size;
+	uint64_t bytes_sent; /* acknowledged by the server */
+	char error[512];     /* the last error, "" when none */
+	int errnum;	     /* its errno (negative), 0 when none */
+};
+
+int up_writer_new(const struct up_writer_config *cfg, struct up_writer **out);
+/* Waits for its parts in flight, then frees; the spool file is removed unless kept. */
+void up_writer_free(struct up_writer *w);
+
+/* Writes at off (the spool grows as needed). After a failure, returns the latched error. */
+int up_writer_write(struct up_writer *w, const void *buf, size_t len, uint64_t off);
+int up_writer_read(struct up_writer *w, void *buf, size_t len, uint64_t off, size_t *got);
+/* Sets the size (truncate). Bytes already hashed beyond it force a rescan at finish. */
+int up_writer_truncate(struct up_writer *w, uint64_t size);
+
+/* The final size is known before the data: create the upload now, so parts go up while the
+ * writer is still writing. A finish with another size falls back to a fresh upload. */
+int up_writer_announce(struct up_writer *w, uint64_t size, const char *filename,
+		       const char *mime_type, const char *purpose, struct up_error *err);
+
+/* Sends what is left, waits for every part, completes with the ordered part ids and the
+ * MD5. Blocks. An upload started under another name or size is cancelled and redone. */
+int up_writer_finish(struct up_writer *w, const char *filename, const char *mime_type,
+		     const char *purpose, struct up_upload *out, struct up_error *err);
+
+/* Cancels the upload on the server if one exists; later writes still land in the spool
+ * (as writes to an unlinked file do) and are never sent. */
+int up_writer_cancel(struct up_writer *w);
+
+/* Waits until no part of this writer is in flight; returns the latched error, if any. */
+int up_writer_sync(struct up_writer *w);
+
+void up_writer_status(struct up_writer *w, struct up_writer_status *st);
+bool up_writer_started(struct up_writer *w);
+
+/* Keeps the spool file (renamed to path) instead of removing it at free. */
+int up_writer_keep_spool(struct up_writer *w, const char *path);
+
+#endif

@@ -1,0 +1,414 @@
+/* uploadfs: mount an OpenAI-compatible Uploads API; every file written in the mount becomes
+ * an upload. main is the sequence: parse, connect, mount, daemonize, loop. */
+#include "mount.h"
+#include "parse.h"
+
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+void uf_log(struct uf_mount *m, enum uf_level level, const char *fmt, ...)
+{
+	if (level == UF_DEBUG && !m->cfg.debug)
+		return;
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	static const char *const names[] = {"error", "warning", "info", "debug"};
+	if (m->syslog) {
+		static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+		syslog(prio[level], "%s", line);
+	} else {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		struct tm tm;
+		gmtime_r(&ts.tv_sec, &tm);
+		fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ uploadfs %s: %s\n",
+			tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			tm.tm_sec, ts.tv_nsec / 1000000, names[level], line);
+	}
+}
+
+static void client_log(void *ud, enum up_log_level level, const char *line)
+{
+	static const enum uf_level map[] = {UF_ERROR, UF_WARN, UF_INFO, UF_DEBUG};
+	uf_log(ud, map[level], "%s", line);
+}
+
+/* ---- options ---- */
+
+struct raw_opts {
+	char *api_base, *api_key_file, *purpose, *part_size, *parallel, *cache_dir, *retries,
+	    *timeout, *max_file_size, *uid, *gid, *umask, *api_key;
+	int async_close, allow_http;
+};
+
+#define OPT(t, f)                                                                                  \
+	{                                                                                          \
+		t, offsetof(struct raw_opts, f), 0                                                 \
+	}
+static const struct fuse_opt opt_table[] = {
+    OPT("api_base=%s", api_base),
+    OPT("api_key_file=%s", api_key_file),
+    OPT("api_key=%s", api_key),
+    OPT("purpose=%s", purpose),
+    OPT("part_size=%s", part_size),
+    OPT("parallel=%s", parallel),
+    OPT("cache_dir=%s", cache_dir),
+    OPT("retries=%s", retries),
+    OPT("timeout=%s", timeout),
+    OPT("max_file_size=%s", max_file_size),
+    OPT("uid=%s", uid),
+    OPT("gid=%s", gid),
+    OPT("umask=%s", umask),
+    {"async", offsetof(struct raw_opts, async_close), 1},
+    {"allow_http", offsetof(struct raw_opts, allow_http), 1},
+    FUSE_OPT_END,
+};
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [options] MOUNTPOINT\n"
+	       "Mount an OpenAI-compatible Uploads API: every file written becomes an upload.\n\n"
+	       "  -f                     stay in the foreground\n"
+	       "  -d                     debug log to stderr (implies -f)\n"
+	       "  -s                     single-threaded\n"
+	       "  -V, --version          the version\n"
+	       "  -o api_base=URL        base URL ending in /v1 ($OPENAI_BASE_URL, "
+	       "https://api.openai.com/v1)\n"
+	       "  -o api_key_file=PATH   file with the key, mode 0600 ($OPENAI_API_KEY)\n"
+	       "  -o purpose=P           purpose of files with no xattr (assistants)\n"
+	       "  -o part_size=SIZE      part size, 1M to 64M (8M)\n"
+	       "  -o parallel=N          part uploads in flight (4)\n"
+	       "  -o cache_dir=DIR       spool and state (~/.cache/uploadfs)\n"
+	       "  -o retries=N           retries of a failed request (5)\n"
+	       "  -o timeout=SECONDS     stall timeout of a request (60)\n"
+	       "  -o max_file_size=SIZE  larger writes fail with EFBIG (8G)\n"
+	       "  -o async               close() returns before the upload completes\n"
+	       "  -o allow_http          plain http:// to a host that is not loopback\n"
+	       "  -o allow_other, default_permissions, uid=N, gid=N, umask=M, ro\n"
+	       "Portkey: PORTKEY_API_KEY, PORTKEY_VIRTUAL_KEY, PORTKEY_PROVIDER, PORTKEY_CONFIG,\n"
+	       "PORTKEY_CUSTOM_HOST, PORTKEY_BASE_URL.\n",
+	       prog);
+}
+
+static int refuse(const char *opt, const char *val, const char *why)
+{
+	fprintf(stderr, "uploadfs: invalid -o %s=%s: %s\n", opt, val, why);
+	return -EINVAL;
+}
+
+static char *default_cache_dir(void)
+{
+	char buf[PATH_MAX];
+	const char *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	if (getuid() == 0)
+		snprintf(buf, sizeof buf, "/var/cache/uploadfs");
+	else if (xdg && *xdg)
+		snprintf(buf, sizeof buf, "%s/uploadfs", xdg);
+	else if (home && *home)
+		snprintf(buf, sizeof buf, "%s/.cache/uploadfs", home);
+	else
+		snprintf(buf, sizeof buf, "/tmp/uploadfs-%u", (unsigned)getuid());
+	return strdup(buf);
+}
+
+static int check_options(struct raw_opts *r, struct uf_config *c)
+{
+	uint64_t v;
+	if (r->api_key)
+		return refuse("api_key", "...",
+			      "a key never goes on the command line; use "
+			      "api_key_file=PATH (mode 0600) or $OPENAI_API_KEY");
+	c->purpose = strdup(r->purpose ? r->purpose : "assistants");
+	if (!uf_purpose_valid(c->purpose))
+		return refuse("purpose", c->purpose,
+			      "expected assistants, batch, fine-tune, vision, user_data or evals");
+	c->part_size = UP_DEFAULT_PART;
+	if (r->part_size) {
+		if (up_parse_size(r->part_size, &v) < 0 || v < (1u << 20) || v > UP_MAX_PART)
+			return refuse("part_size", r->part_size, "expected 1M to 64M");
+		c->part_size = v;
+	}
+	c->parallel = 4;
+	if (r->parallel) {
+		if (up_parse_u64(r->parallel, &v) < 0 || v < 1 || v > 64)
+			return refuse("parallel", r->parallel, "expected 1 to 64");
+		c->parallel = (unsigned)v;
+	}
+	c->retries = 5;
+	if (r->retries) {
+		if (up_parse_u64(r->retries, &v) < 0 || v > 100)
+			return refuse("retries", r->retries, "expected 0 to 100");
+		c->retries = v == 0 ? UP_NO_RETRIES : (int)v;
+	}
+	c->timeout = 60;
+	if (r->timeout) {
+		if (up_parse_u64(r->timeout, &v) < 0 || v < 1 || v > 86400)
+			return refuse("timeout", r->timeout, "expected 1 to 86400 seconds");
+		c->timeout = (unsigned)v;
+	}
+	c->max_file_size = 8ull << 30;
+	if (r->max_file_size) {
+		if (up_parse_size(r->max_file_size, &v) < 0 || v > UP_MAX_UPLOAD)
+			return refuse("max_file_size", r->max_file_size,
+				      "expected a size up to 8G");
+		c->max_file_size = v;
+	}
+	c->uid = getuid();
+	c->gid = getgid();
+	c->umask = 022;
+	if (r->uid) {
+		if (up_parse_u64(r->uid, &v) < 0 || v > UINT32_MAX)
+			return refuse("uid", r->uid, "expected a number");
+		c->uid = (uid_t)v;
+	}
+	if (r->gid) {
+		if (up_parse_u64(r->gid, &v) < 0 || v > UINT32_MAX)
+			return refuse("gid", r->gid, "expected a number");
+		c->gid = (gid_t)v;
+	}
+	if (r->umask) {
+		char *end;
+		unsigned long u = strtoul(r->umask, &end, 8);
+		if (!*r->umask || *end || u > 0777)
+			return refuse("umask", r->umask, "expected an octal mask");
+		c->umask = (mode_t)u;
+	}
+	c->api_base = r->api_base ? strdup(r->api_base) : NULL;
+	c->api_key_file = r->api_key_file ? strdup(r->api_key_file) : NULL;
+	c->cache_dir = r->cache_dir ? strdup(r->cache_dir) : default_cache_dir();
+	c->async_close = r->async_close;
+	c->allow_http = r->allow_http;
+	c->list_ttl = 2.0;
+	return 0;
+}
+
+static int mkdirs(const char *path)
+{
+	char buf[PATH_MAX];
+	snprintf(buf, sizeof buf, "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static void restore_dir(void *ud, const struct uf_dir_rec *d)
+{
+	struct uf_mount *m = ud;
+	struct uf_node *dir = m->tree.root;
+	char *copy = strdup(d->path), *save = NULL;
+	for (char *seg = copy ? strtok_r(copy, "/", &save) : NULL; seg && dir;
+	     seg = strtok_r(NULL, "/", &save)) {
+		struct uf_node *k = uf_tree_child(dir, seg);
+		if (!k)
+			k = uf_tree_new(&m->tree, dir, seg, UF_DIR, 0777);
+		if (k && k->kind != UF_DIR)
+			k = NULL;
+		if (k)
+			k->local_dir = true;
+		dir = k;
+	}
+	if (dir && dir != m->tree.root) {
+		if (d->mode)
+			dir->mode = S_IFDIR | (d->mode & 07777);
+		if (d->purpose)
+			dir->x_purpose = strdup(d->purpose);
+		if (d->mime)
+			dir->x_mime = strdup(d->mime);
+	}
+	free(copy);
+}
+
+static int setup(struct uf_mount *m)
+{
+	int rc;
+	if ((rc = mkdirs(m->cfg.cache_dir)) < 0) {
+		fprintf(stderr, "uploadfs: cannot create cache_dir %s: %s\n", m->cfg.cache_dir,
+			strerror(-rc));
+		return rc;
+	}
+	chmod(m->cfg.cache_dir, 0700);
+	snprintf(m->spool_dir, sizeof m->spool_dir, "%s/spool", m->cfg.cache_dir);
+	snprintf(m->content_dir, sizeof m->content_dir, "%s/content", m->cfg.cache_dir);
+	if ((rc = mkdirs(m->spool_dir)) < 0 || (rc = mkdirs(m->content_dir)) < 0) {
+		fprintf(stderr, "uploadfs: cannot create %s: %s\n", m->spool_dir, strerror(-rc));
+		return rc;
+	}
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/state.json", m->cfg.cache_dir);
+	bool torn = false;
+	if ((rc = uf_state_open(path, &m->state, &torn)) < 0) {
+		fprintf(stderr, "uploadfs: cannot open %s: %s\n", path, strerror(-rc));
+		return rc;
+	}
+	if (torn)
+		uf_log(m, UF_WARN, "%s was damaged; set aside as %s.corrupt", path, path);
+	if ((rc = uf_tree_init(&m->tree, m->cfg.uid, m->cfg.gid, m->cfg.umask)) < 0)
+		return rc;
+	uf_state_dirs(m->state, restore_dir, m);
+
+	struct up_config uc = {.api_base = m->cfg.api_base,
+			       .api_key_file = m->cfg.api_key_file,
+			       .retries = m->cfg.retries,
+			       .timeout = m->cfg.timeout,
+			       .allow_http = m->cfg.allow_http,
+			       .log = client_log,
+			       .log_ud = m,
+			       .log_level = m->cfg.debug ? UP_LOG_DEBUG : UP_LOG_WARN};
+	struct up_error err;
+	if ((rc = up_client_new(&uc, &m->client, &err)) < 0) {
+		fprintf(stderr, "uploadfs: %s\n", err.message);
+		return rc;
+	}
+	/* The first listing doubles as the check that the server answers, with this key. */
+	struct up_file_list l;
+	if ((rc = up_files_list(m->client, NULL, &l, &err)) < 0) {
+		fprintf(stderr, "uploadfs: %s does not answer as an Uploads/Files API: %s\n",
+			up_client_base(m->client), err.message);
+		return rc;
+	}
+	pthread_mutex_lock(&m->tree.mu);
+	uf_tree_merge(&m->tree, &l);
+	pthread_mutex_unlock(&m->tree.mu);
+	up_file_list_clear(&l);
+	return 0;
+}
+
+static void teardown(struct uf_mount *m)
+{
+	if (m->async)
+		up_async_free(m->async); /* waits for parts in flight */
+	uf_tree_destroy(&m->tree);
+	up_client_free(m->client);
+	uf_state_close(m->state);
+	free(m->cfg.api_base);
+	free(m->cfg.api_key_file);
+	free(m->cfg.purpose);
+	free(m->cfg.cache_dir);
+	pthread_mutex_destroy(&m->list_mu);
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct raw_opts raw = {0};
+	struct fuse_cmdline_opts cl = {0};
+	struct uf_mount m = {0};
+	struct fuse_session *se = NULL;
+	int status = 1;
+	pthread_mutex_init(&m.list_mu, NULL);
+
+	if (fuse_opt_parse(&args, &raw, opt_table, NULL) < 0 ||
+	    fuse_parse_cmdline(&args, &cl) != 0) {
+		status = 2;
+		goto out;
+	}
+	if (cl.show_help) {
+		usage(argv[0]);
+		status = 0;
+		goto out;
+	}
+	if (cl.show_version) {
+		printf("uploadfs %s (libfuse %s)\n", UP_VERSION, fuse_pkgversion());
+		status = 0;
+		goto out;
+	}
+	if (!cl.mountpoint) {
+		fprintf(stderr, "uploadfs: no mountpoint given (uploadfs [options] MOUNTPOINT)\n");
+		status = 2;
+		goto out;
+	}
+	struct stat sb;
+	if (stat(cl.mountpoint, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+		fprintf(stderr, "uploadfs: mountpoint %s is not a directory\n", cl.mountpoint);
+		status = 2;
+		goto out;
+	}
+	if (!realpath(cl.mountpoint, m.mount_abs)) {
+		fprintf(stderr, "uploadfs: mountpoint %s: %s\n", cl.mountpoint, strerror(errno));
+		status = 2;
+		goto out;
+	}
+	if (check_options(&raw, &m.cfg) < 0) {
+		status = 2;
+		goto out;
+	}
+	m.cfg.debug = cl.debug;
+	m.cfg.foreground = cl.foreground || cl.debug;
+	m.cfg.single_thread = cl.singlethread;
+	if (setup(&m) < 0)
+		goto out;
+	se = fuse_session_new(&args, &uf_ops, sizeof uf_ops, &m);
+	if (!se)
+		goto out; /* libfuse said why (an unknown option, ...) */
+	if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, cl.mountpoint) != 0)
+		goto out;
+	if (!m.cfg.foreground) {
+		openlog("uploadfs", LOG_PID, LOG_DAEMON);
+		m.syslog = true;
+	}
+	fuse_daemonize(m.cfg.foreground);
+	/* worker threads only after daemonizing (fork keeps one thread) */
+	if (up_async_new(m.client, m.cfg.parallel, &m.async) < 0) {
+		uf_log(&m, UF_ERROR, "cannot start the part pipeline");
+		fuse_session_unmount(se);
+		goto out;
+	}
+	uf_log(&m, UF_INFO, "mounted %s on %s", up_client_base(m.client), cl.mountpoint);
+	if (m.cfg.single_thread) {
+		status = fuse_session_loop(se);
+	} else {
+		struct fuse_loop_config *lc = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(lc, 0);
+		fuse_loop_cfg_set_idle_threads(lc, 10);
+		fuse_loop_cfg_set_max_threads(lc, 64);
+		status = fuse_session_loop_mt(se, lc);
+		fuse_loop_cfg_destroy(lc);
+	}
+	status = status != 0;
+	fuse_session_unmount(se);
+	uf_log(&m, UF_INFO, "unmounted %s", cl.mountpoint);
+out:
+	if (se) {
+		fuse_remove_signal_handlers(se);
+		fuse_session_destroy(se);
+	}
+	teardown(&m);
+	free(cl.mountpoint);
+	fuse_opt_free_args(&args);
+	free(raw.api_base);
+	free(raw.api_key_file);
+	free(raw.api_key);
+	free(raw.purpose);
+	free(raw.part_size);
+	free(raw.parallel);
+	free(raw.cache_dir);
+	free(raw.retries);
+	free(raw.timeout);
+	free(raw.max_file_size);
+	free(raw.uid);
+	free(raw.gid);
+	free(raw.umask);
+	return status;
+}

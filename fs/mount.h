@@ -1,0 +1,72 @@
+/* mount: the mount context — configuration, the API client and part pipeline, the
+ * namespace, the state store and the log. Everything an operation needs hangs off it;
+ * there is no other mutable state. */
+#ifndef UF_MOUNT_H
+#define UF_MOUNT_H
+
+#include "state.h"
+#include "tree.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct uf_config {
+	char *mountpoint;
+	char *api_base;
+	char *api_key_file;
+	char *purpose;
+	char *cache_dir;
+	uint64_t part_size;
+	uint64_t max_file_size;
+	unsigned parallel;
+	int retries;
+	unsigned timeout;
+	bool async_close;
+	bool allow_http;
+	bool foreground;
+	bool debug;
+	bool single_thread;
+	bool read_only;
+	uid_t uid;
+	gid_t gid;
+	mode_t umask;
+	double list_ttl; /* seconds a remote listing is trusted */
+};
+
+struct uf_mount {
+	struct uf_config cfg;
+	up_client *client;
+	up_async *async; /* the mount-wide part pipeline: `parallel` parts in flight */
+	struct uf_tree tree;
+	struct uf_state *state;
+	char mount_abs[4096]; /* the mountpoint's absolute path */
+	char spool_dir[4096];
+	char content_dir[4096];
+	atomic_uint_fast64_t spool_seq;
+	pthread_mutex_t list_mu; /* one listing refresh at a time */
+	double listed_at;
+	bool syslog;
+};
+
+enum uf_level { UF_ERROR, UF_WARN, UF_INFO, UF_DEBUG };
+void uf_log(struct uf_mount *m, enum uf_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The FUSE operations (fs/ops.c). */
+extern const struct fuse_lowlevel_ops uf_ops;
+
+/* xattrs (fs/xattr.c); tree lock held by none of them on entry. */
+void uf_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void uf_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+		 int flags);
+void uf_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void uf_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* Shared by ops and xattrs (tree lock held): the purpose and mime type a file's upload
+ * gets — its own xattr, else its nearest directory's, else the mount's default. */
+const char *uf_effective_purpose(struct uf_mount *m, const struct uf_node *n);
+const char *uf_effective_mime(const struct uf_node *n, char *buf, size_t len);
+bool uf_purpose_valid(const char *p);
+
+#endif

@@ -1,0 +1,345 @@
+#include "tree.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct uf_node *node_alloc(struct uf_tree *t, enum uf_kind kind, const char *name,
+				  mode_t mode)
+{
+	struct uf_node *n = calloc(1, sizeof *n);
+	if (!n || !(n->name = strdup(name))) {
+		free(n);
+		return NULL;
+	}
+	if (t->ninodes == t->capinodes) {
+		size_t cap = t->capinodes ? t->capinodes * 2 : 1024;
+		struct uf_node **ni = realloc(t->inodes, cap * sizeof *ni);
+		if (!ni) {
+			free(n->name);
+			free(n);
+			return NULL;
+		}
+		t->inodes = ni;
+		t->capinodes = cap;
+	}
+	n->ino = t->ninodes;
+	t->inodes[t->ninodes++] = n;
+	n->kind = kind;
+	n->mode = (kind == UF_DIR ? S_IFDIR : S_IFREG) | (mode & 07777 & ~t->umask);
+	n->uid = t->uid;
+	n->gid = t->gid;
+	clock_gettime(CLOCK_REALTIME, &n->mtime);
+	n->atime = n->ctime = n->mtime;
+	n->gen = t->gen;
+	pthread_mutex_init(&n->dl_mu, NULL);
+	return n;
+}
+
+static void node_free(struct uf_tree *t, struct uf_node *n)
+{
+	if (n->ino < t->ninodes)
+		t->inodes[n->ino] = NULL;
+	if (n->w)
+		up_writer_free(n->w);
+	pthread_mutex_destroy(&n->dl_mu);
+	free(n->kids);
+	free(n->name);
+	free(n->x_purpose);
+	free(n->x_mime);
+	free(n);
+}
+
+int uf_tree_init(struct uf_tree *t, uid_t uid, gid_t gid, mode_t umask)
+{
+	memset(t, 0, sizeof *t);
+	pthread_mutex_init(&t->mu, NULL);
+	t->uid = uid;
+	t->gid = gid;
+	t->umask = umask;
+	t->gen = 1;
+	/* ino 0 is no inode; the root is FUSE_ROOT_ID (1) */
+	if (!node_alloc(t, UF_DIR, "", 0) || !(t->root = node_alloc(t, UF_DIR, "", 0777)))
+		return -ENOMEM;
+	free(t->inodes[0]->name);
+	free(t->inodes[0]);
+	t->inodes[0] = NULL;
+	t->root->linked = true;
+	t->root->local_dir = true;
+	t->root->nlookup = 1;
+	return 0;
+}
+
+void uf_tree_destroy(struct uf_tree *t)
+{
+	for (size_t i = 0; i < t->ninodes; i++)
+		if (t->inodes[i])
+			node_free(t, t->inodes[i]);
+	free(t->inodes);
+	pthread_mutex_destroy(&t->mu);
+}
+
+struct uf_node *uf_tree_get(struct uf_tree *t, fuse_ino_t ino)
+{
+	return ino < t->ninodes ? t->inodes[ino] : NULL;
+}
+
+struct uf_node *uf_tree_child(struct uf_node *dir, const char *name)
+{
+	for (size_t i = 0; i < dir->nkids; i++)
+		if (strcmp(dir->kids[i]->name, name) == 0)
+			return dir->kids[i];
+	return NULL;
+}
+
+static int add_kid(struct uf_node *dir, struct uf_node *n)
+{
+	if (dir->nkids == dir->capkids) {
+		size_t cap = dir->capkids ? dir->capkids * 2 : 16;
+		struct uf_node **nk = realloc(dir->kids, cap * sizeof *nk);
+		if (!nk)
+			return -ENOMEM;
+		dir->kids = nk;
+		dir->capkids = cap;
+	}
+	dir->kids[dir->nkids++] = n;
+	n->parent = dir;
+	n->linked = true;
+	return 0;
+}
+
+static void del_kid(struct uf_node *dir, struct uf_node *n)
+{
+	for (size_t i = 0; i < dir->nkids; i++)
+		if (dir->kids[i] == n) {
+			dir->kids[i] = dir->kids[--dir->nkids];
+			break;
+		}
+	n->linked = false;
+}
+
+struct uf_node *uf_tree_new(struct uf_tree *t, struct uf_node *dir, const char *name,
+			    enum uf_kind kind, mode_t mode)
+{
+	struct uf_node *n = node_alloc(t, kind, name, mode);
+	if (!n)
+		return NULL;
+	if (add_kid(dir, n) < 0) {
+		node_free(t, n);
+		return NULL;
+	}
+	dir->mtime = n->mtime;
+	return n;
+}
+
+void uf_tree_maybe_free(struct uf_tree *t, struct uf_node *n)
+{
+	if (n && n != t->root && !n->linked && n->nlookup == 0 && n->pins == 0 && n->nkids == 0)
+		node_free(t, n);
+}
+
+void uf_tree_unlink(struct uf_tree *t, struct uf_node *n)
+{
+	if (n->linked && n->parent)
+		del_kid(n->parent, n);
+	uf_tree_maybe_free(t, n);
+}
+
+int uf_tree_move(struct uf_tree *t, struct uf_node *n, struct uf_node *dir, const char *name)
+{
+	(void)t;
+	char *nn = strdup(name);
+	if (!nn)
+		return -ENOMEM;
+	if (n->parent != dir) {
+		if (n->linked)
+			del_kid(n->parent, n);
+		int rc = add_kid(dir, n);
+		if (rc < 0) {
+			free(nn);
+			return rc;
+		}
+	}
+	free(n->name);
+	n->name = nn;
+	return 0;
+}
+
+char *uf_tree_path(const struct uf_node *n)
+{
+	size_t len = 0, parts = 0;
+	for (const struct uf_node *p = n; p && p->parent; p = p->parent, parts++)
+		len += strlen(p->name);
+	len += parts ? parts - 1 : 0; /* the slashes between names */
+	char *s = malloc(len + 1);
+	if (!s)
+		return NULL;
+	s[len] = '\0';
+	size_t end = len;
+	for (const struct uf_node *p = n; p && p->parent; p = p->parent) {
+		size_t l = strlen(p->name);
+		end -= l;
+		memcpy(s + end, p->name, l);
+		if (end > 0)
+			s[--end] = '/';
+	}
+	return s;
+}
+
+void uf_tree_stat(const struct uf_node *n, struct stat *st)
+{
+	memset(st, 0, sizeof *st);
+	st->st_ino = n->ino;
+	st->st_mode = n->mode;
+	st->st_nlink = n->kind == UF_DIR ? 2 : 1;
+	st->st_uid = n->uid;
+	st->st_gid = n->gid;
+	st->st_blksize = 1 << 20;
+	if (n->kind == UF_FILE) {
+		if (n->w) {
+			struct up_writer_status ws;
+			up_writer_status(n->w, &ws);
+			st->st_size = (off_t)ws.size;
+		} else {
+			st->st_size = (off_t)n->bytes;
+		}
+		st->st_blocks = (st->st_size + 511) / 512;
+	}
+	st->st_mtim = n->mtime;
+	st->st_atim = n->atime;
+	st->st_ctim = n->ctime;
+}
+
+/* ---- merging the remote listing ---- */
+
+static struct uf_node *dir_for(struct uf_tree *t, char *path)
+{
+	struct uf_node *d = t->root;
+	char *save = NULL;
+	for (char *seg = strtok_r(path, "/", &save); seg; seg = strtok_r(NULL, "/", &save)) {
+		if (strcmp(seg, ".") == 0 || strcmp(seg, "..") == 0)
+			return NULL; /* such a name cannot be shown as a path */
+		struct uf_node *k = uf_tree_child(d, seg);
+		if (k && k->kind != UF_DIR)
+			return NULL;
+		if (!k && !(k = uf_tree_new(t, d, seg, UF_DIR, 0777)))
+			return NULL;
+		k->gen = t->gen;
+		d = k;
+	}
+	return d;
+}
+
+static bool claimed(const struct uf_node *dir, const char *name, uint64_t gen,
+		    const struct uf_node *self)
+{
+	for (size_t i = 0; i < dir->nkids; i++) {
+		const struct uf_node *k = dir->kids[i];
+		if (k != self && k->gen == gen && strcmp(k->name, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+static struct uf_node *by_file_id(struct uf_node *dir, const char *id)
+{
+	for (size_t i = 0; i < dir->nkids; i++)
+		if (dir->kids[i]->kind == UF_FILE && dir->kids[i]->remote &&
+		    strcmp(dir->kids[i]->file_id, id) == 0)
+			return dir->kids[i];
+	return NULL;
+}
+
+static void merge_one(struct uf_tree *t, const struct up_file *f)
+{
+	/* filename "a/b.jsonl" is b.jsonl in a/ */
+	char *path = strdup(f->filename);
+	if (!path)
+		return;
+	char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	struct uf_node *dir = t->root;
+	if (slash) {
+		*slash = '\0';
+		dir = dir_for(t, path);
+	}
+	if (!dir || !*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+		free(path);
+		return;
+	}
+	struct uf_node *n = by_file_id(dir, f->id);
+	/* the newest file of a name has it plainly; the others are NAME~FILEID */
+	char *want = NULL;
+	if (claimed(dir, base, t->gen, n)) {
+		size_t len = strlen(base) + strlen(f->id) + 2;
+		if ((want = malloc(len)))
+			snprintf(want, len, "%s~%s", base, f->id);
+	} else {
+		want = strdup(base);
+	}
+	if (!want) {
+		free(path);
+		return;
+	}
+	if (!n) {
+		n = uf_tree_new(t, dir, want, UF_FILE, 0644);
+		if (n) {
+			n->remote = true;
+			n->status = UF_COMPLETED;
+			snprintf(n->file_id, sizeof n->file_id, "%s", f->id);
+			n->mtime.tv_sec = f->created_at;
+			n->mtime.tv_nsec = 0;
+			n->ctime = n->atime = n->mtime;
+		}
+	} else if (strcmp(n->name, want) != 0) {
+		uf_tree_move(t, n, dir, want);
+	}
+	if (n) {
+		n->gen = t->gen;
+		if (!n->w)
+			n->bytes = f->bytes;
+		snprintf(n->purpose, sizeof n->purpose, "%s", f->purpose);
+	}
+	free(want);
+	free(path);
+}
+
+/* Nodes the listing no longer has: remote files (not being written), and directories that
+ * only existed because of them. */
+static void sweep(struct uf_tree *t, struct uf_node *dir)
+{
+	for (size_t i = 0; i < dir->nkids;) {
+		struct uf_node *k = dir->kids[i];
+		if (k->kind == UF_DIR)
+			sweep(t, k);
+		bool stale = k->gen != t->gen;
+		bool keep = k->kind == UF_DIR ? (k->local_dir || k->nkids > 0)
+					      : (!k->remote || k->w || k->finishing);
+		if (stale && !keep) {
+			uf_tree_unlink(t, k);
+			continue; /* the last kid moved into slot i */
+		}
+		i++;
+	}
+}
+
+static void mark_local(struct uf_tree *t, struct uf_node *dir)
+{
+	for (size_t i = 0; i < dir->nkids; i++) {
+		struct uf_node *k = dir->kids[i];
+		if (k->kind == UF_DIR)
+			mark_local(t, k);
+		else if (!k->remote || k->w || k->finishing)
+			k->gen = t->gen; /* files being written keep their names */
+	}
+}
+
+void uf_tree_merge(struct uf_tree *t, const struct up_file_list *l)
+{
+	t->gen++;
+	mark_local(t, t->root);
+	for (size_t i = 0; i < l->n; i++)
+		merge_one(t, &l->files[i]);
+	sweep(t, t->root);
+}

@@ -1,0 +1,96 @@
+/* tree: the mount's namespace — inodes for directories, remote files and files being
+ * written; remote names with '/' as nested directories; duplicates as NAME~FILEID; the
+ * remote listing merged in without changing the inode of anything that stays. */
+#ifndef UF_TREE_H
+#define UF_TREE_H
+
+#define FUSE_USE_VERSION 35
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "uploadfs.h"
+#include "writer.h"
+
+enum uf_kind { UF_DIR, UF_FILE };
+
+/* Status of a file as user.upload.status tells it. */
+enum uf_status { UF_PENDING, UF_UPLOADING, UF_COMPLETED, UF_FAILED, UF_CANCELLED };
+
+struct uf_node {
+	fuse_ino_t ino;
+	uint64_t nlookup; /* the kernel's references */
+	unsigned pins;	  /* ours: open handles, operations in progress */
+	enum uf_kind kind;
+	struct uf_node *parent;
+	char *name;
+	bool linked;  /* in its parent's children */
+	uint64_t gen; /* listing generation that last saw it */
+
+	struct uf_node **kids; /* directories */
+	size_t nkids, capkids;
+	bool local_dir; /* made with mkdir (kept even when empty) */
+
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	struct timespec mtime, atime, ctime;
+	bool times_set; /* mtime set by the user (utimens), kept in the state store */
+
+	/* the remote file, once there is one */
+	bool remote;
+	char file_id[UP_ID_MAX];
+	uint64_t bytes;
+	char purpose[32]; /* of the remote file */
+
+	/* the local side while it is written and uploaded */
+	struct up_writer *w;
+	enum uf_status status;
+	char *x_purpose; /* user.purpose set on this node (file: its own; dir: the default) */
+	char *x_mime;
+	bool upload_on_close; /* created with O_EXCL or O_TRUNC, or written to */
+	bool unlinked;
+	bool finishing;
+	char replaces[UP_ID_MAX]; /* remote file to delete once this upload completes */
+	char upload_id[UP_ID_MAX];
+	char md5[33];
+	uint64_t bytes_sent;
+	char error[512];
+	int errnum;
+	pthread_mutex_t dl_mu; /* one download into the cache at a time */
+};
+
+struct uf_tree {
+	pthread_mutex_t mu;
+	struct uf_node *root;
+	struct uf_node **inodes; /* by ino; NULL once forgotten */
+	size_t ninodes, capinodes;
+	uint64_t gen;
+	uid_t uid;
+	gid_t gid;
+	mode_t umask;
+};
+
+int uf_tree_init(struct uf_tree *t, uid_t uid, gid_t gid, mode_t umask);
+void uf_tree_destroy(struct uf_tree *t);
+
+/* All below: tree lock held. */
+struct uf_node *uf_tree_get(struct uf_tree *t, fuse_ino_t ino);
+struct uf_node *uf_tree_child(struct uf_node *dir, const char *name);
+struct uf_node *uf_tree_new(struct uf_tree *t, struct uf_node *dir, const char *name,
+			    enum uf_kind kind, mode_t mode);
+void uf_tree_unlink(struct uf_tree *t, struct uf_node *n);
+int uf_tree_move(struct uf_tree *t, struct uf_node *n, struct uf_node *dir, const char *name);
+/* Frees n if nothing refers to it any more. */
+void uf_tree_maybe_free(struct uf_tree *t, struct uf_node *n);
+/* "a/b/c": the path from the root, the upload's filename. Caller frees. */
+char *uf_tree_path(const struct uf_node *n);
+void uf_tree_stat(const struct uf_node *n, struct stat *st);
+
+/* Merges the remote listing (newest first). */
+void uf_tree_merge(struct uf_tree *t, const struct up_file_list *l);
+
+#endif

@@ -1,0 +1,303 @@
+/* Extended attributes: user.purpose and user.mime_type (writable until the upload starts;
+ * on a directory, the default below it), and the read-only user.upload.* status. */
+#include "mount.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+
+static const char *const purposes[] = {"assistants", "batch",	  "fine-tune",
+				       "vision",     "user_data", "evals"};
+
+bool uf_purpose_valid(const char *p)
+{
+	for (size_t i = 0; i < sizeof purposes / sizeof purposes[0]; i++)
+		if (strcmp(p, purposes[i]) == 0)
+			return true;
+	return false;
+}
+
+const char *uf_effective_purpose(struct uf_mount *m, const struct uf_node *n)
+{
+	for (const struct uf_node *p = n; p; p = p->parent)
+		if (p->x_purpose)
+			return p->x_purpose;
+	return m->cfg.purpose;
+}
+
+static const struct {
+	const char *ext, *mime;
+} mimes[] = {
+    {"jsonl", "application/jsonl"},
+    {"json", "application/json"},
+    {"txt", "text/plain"},
+    {"csv", "text/csv"},
+    {"tsv", "text/tab-separated-values"},
+    {"md", "text/markdown"},
+    {"html", "text/html"},
+    {"htm", "text/html"},
+    {"xml", "application/xml"},
+    {"pdf", "application/pdf"},
+    {"png", "image/png"},
+    {"jpg", "image/jpeg"},
+    {"jpeg", "image/jpeg"},
+    {"gif", "image/gif"},
+    {"webp", "image/webp"},
+    {"py", "text/x-python"},
+    {"c", "text/x-c"},
+    {"js", "text/javascript"},
+    {"ts", "application/typescript"},
+    {"docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"},
+    {"pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation"},
+    {"zip", "application/zip"},
+    {"tar", "application/x-tar"},
+    {"mp3", "audio/mpeg"},
+    {"wav", "audio/wav"},
+};
+
+const char *uf_effective_mime(const struct uf_node *n, char *buf, size_t len)
+{
+	for (const struct uf_node *p = n; p; p = p->parent)
+		if (p->x_mime) {
+			snprintf(buf, len, "%s", p->x_mime);
+			return buf;
+		}
+	const char *dot = strrchr(n->name, '.');
+	const char *mime = "application/octet-stream";
+	for (size_t i = 0; dot && dot != n->name && i < sizeof mimes / sizeof mimes[0]; i++)
+		if (strcasecmp(dot + 1, mimes[i].ext) == 0)
+			mime = mimes[i].mime;
+	snprintf(buf, len, "%s", mime);
+	return buf;
+}
+
+static struct uf_mount *M(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static const char *status_name(enum uf_status s)
+{
+	static const char *const names[] = {"pending", "uploading", "completed", "failed",
+					    "cancelled"};
+	return names[s];
+}
+
+/* Refreshes a node's status fields from its writer (tree lock held). */
+static void sync_status(struct uf_node *n)
+{
+	if (!n->w)
+		return;
+	struct up_writer_status ws;
+	up_writer_status(n->w, &ws);
+	if (ws.upload_id[0])
+		snprintf(n->upload_id, sizeof n->upload_id, "%s", ws.upload_id);
+	n->bytes_sent = ws.bytes_sent;
+	if (n->status == UF_PENDING && ws.state == UP_W_UPLOADING)
+		n->status = UF_UPLOADING;
+	if (ws.errnum && !n->errnum) {
+		n->errnum = ws.errnum;
+		snprintf(n->error, sizeof n->error, "%s", ws.error);
+		if (n->status != UF_CANCELLED)
+			n->status = UF_FAILED;
+	}
+}
+
+/* The value of name on n into out; -ENODATA if it has none (tree lock held). */
+static int value_of(struct uf_mount *m, struct uf_node *n, const char *name, char *out, size_t len)
+{
+	if (strcmp(name, "user.purpose") == 0) {
+		snprintf(out, len, "%s",
+			 n->kind == UF_DIR && !n->x_purpose	    ? uf_effective_purpose(m, n)
+			 : n->kind == UF_FILE && n->remote && !n->w ? n->purpose
+								    : uf_effective_purpose(m, n));
+		return 0;
+	}
+	if (strcmp(name, "user.mime_type") == 0) {
+		uf_effective_mime(n, out, len);
+		return 0;
+	}
+	if (n->kind == UF_DIR || strncmp(name, "user.upload.", 12) != 0)
+		return -ENODATA;
+	sync_status(n);
+	const char *k = name + 12;
+	if (strcmp(k, "status") == 0)
+		snprintf(out, len, "%s", status_name(n->status));
+	else if (strcmp(k, "id") == 0 && n->upload_id[0])
+		snprintf(out, len, "%s", n->upload_id);
+	else if (strcmp(k, "file_id") == 0 && n->remote && n->file_id[0])
+		snprintf(out, len, "%s", n->file_id);
+	else if (strcmp(k, "md5") == 0 && n->md5[0])
+		snprintf(out, len, "%s", n->md5);
+	else if (strcmp(k, "bytes_sent") == 0)
+		snprintf(out, len, "%llu",
+			 (unsigned long long)(n->status == UF_COMPLETED && !n->w ? n->bytes
+										 : n->bytes_sent));
+	else if (strcmp(k, "error") == 0 && n->error[0])
+		snprintf(out, len, "%s", n->error);
+	else
+		return -ENODATA;
+	return 0;
+}
+
+void uf_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	/* Asked before every write by the kernel: answered at once, no lock, no network. */
+	if (strcmp(name, "security.capability") == 0) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	if (strncmp(name, "user.", 5) != 0) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	struct uf_mount *m = M(req);
+	char val[1024];
+	pthread_mutex_lock(&m->tree.mu);
+	struct uf_node *n = uf_tree_get(&m->tree, ino);
+	int rc = n ? value_of(m, n, name, val, sizeof val) : -ESTALE;
+	pthread_mutex_unlock(&m->tree.mu);
+	size_t len = rc == 0 ? strlen(val) : 0;
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, val, len);
+}
+
+void uf_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct uf_mount *m = M(req);
+	static const char *const names[] = {"user.purpose",	      "user.mime_type",
+					    "user.upload.status",     "user.upload.id",
+					    "user.upload.file_id",    "user.upload.md5",
+					    "user.upload.bytes_sent", "user.upload.error"};
+	char list[512];
+	size_t len = 0;
+	pthread_mutex_lock(&m->tree.mu);
+	struct uf_node *n = uf_tree_get(&m->tree, ino);
+	for (size_t i = 0; n && i < sizeof names / sizeof names[0]; i++) {
+		char val[1024];
+		if (value_of(m, n, names[i], val, sizeof val) == 0) {
+			size_t l = strlen(names[i]) + 1;
+			memcpy(list + len, names[i], l);
+			len += l;
+		}
+	}
+	pthread_mutex_unlock(&m->tree.mu);
+	if (!n)
+		fuse_reply_err(req, ESTALE);
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, list, len);
+}
+
+/* Sets (value) or removes (value NULL) user.purpose / user.mime_type (tree lock held). */
+static int set_meta(struct uf_mount *m, struct uf_node *n, const char *name, const char *value,
+		    size_t size, int flags)
+{
+	bool purpose = strcmp(name, "user.purpose") == 0;
+	char **slot = purpose ? &n->x_purpose : &n->x_mime;
+	if (n->kind == UF_FILE &&
+	    (!n->w || n->finishing || n->status != UF_PENDING || up_writer_started(n->w))) {
+		uf_log(m, UF_WARN, "%s: %s cannot change once the upload has started", n->name,
+		       name);
+		return -EPERM;
+	}
+	if ((flags & XATTR_CREATE) && *slot)
+		return -EEXIST;
+	if ((flags & XATTR_REPLACE) && !*slot)
+		return -ENODATA;
+	char *v = NULL;
+	if (value) {
+		if (size == 0 || size > 255 || memchr(value, '\0', size)) {
+			uf_log(m, UF_WARN, "%s: invalid %s value", n->name, name);
+			return -EINVAL;
+		}
+		if (!(v = strndup(value, size)))
+			return -ENOMEM;
+		if (purpose && !uf_purpose_valid(v)) {
+			uf_log(m, UF_WARN,
+			       "%s: '%s' is not a purpose (assistants, batch, fine-tune, vision, "
+			       "user_data, evals)",
+			       n->name, v);
+			free(v);
+			return -EINVAL;
+		}
+		for (char *c = v; !purpose && *c; c++)
+			if ((unsigned char)*c < 0x20 || *c == ';' || *c == ' ') {
+				uf_log(m, UF_WARN, "%s: invalid mime type '%s'", n->name, v);
+				free(v);
+				return -EINVAL;
+			}
+	} else if (!*slot) {
+		return -ENODATA;
+	}
+	free(*slot);
+	*slot = v;
+	if (n->kind == UF_DIR) {
+		n->local_dir = true; /* its defaults are kept in the state store */
+		char *path = uf_tree_path(n);
+		struct uf_dir_rec d = {
+		    .path = path, .mode = n->mode, .purpose = n->x_purpose, .mime = n->x_mime};
+		if (path && n != m->tree.root)
+			uf_state_dir_put(m->state, &d);
+		free(path);
+	}
+	return 0;
+}
+
+void uf_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+		 int flags)
+{
+	if (strncmp(name, "user.", 5) != 0) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	struct uf_mount *m = M(req);
+	int rc;
+	pthread_mutex_lock(&m->tree.mu);
+	struct uf_node *n = uf_tree_get(&m->tree, ino);
+	if (!n)
+		rc = -ESTALE;
+	else if (strncmp(name, "user.upload.", 12) == 0)
+		rc = -EPERM;
+	else if (strcmp(name, "user.purpose") == 0 || strcmp(name, "user.mime_type") == 0)
+		rc = set_meta(m, n, name, value, size, flags);
+	else
+		rc = -ENOTSUP;
+	pthread_mutex_unlock(&m->tree.mu);
+	if (rc == -EPERM && strncmp(name, "user.upload.", 12) == 0)
+		uf_log(m, UF_WARN, "%s is read-only", name);
+	fuse_reply_err(req, -rc);
+}
+
+void uf_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	if (strncmp(name, "user.", 5) != 0) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	struct uf_mount *m = M(req);
+	int rc;
+	pthread_mutex_lock(&m->tree.mu);
+	struct uf_node *n = uf_tree_get(&m->tree, ino);
+	if (!n)
+		rc = -ESTALE;
+	else if (strncmp(name, "user.upload.", 12) == 0)
+		rc = -EPERM;
+	else if (strcmp(name, "user.purpose") == 0 || strcmp(name, "user.mime_type") == 0)
+		rc = set_meta(m, n, name, NULL, 0, 0);
+	else
+		rc = -ENODATA;
+	pthread_mutex_unlock(&m->tree.mu);
+	fuse_reply_err(req, -rc);
+}

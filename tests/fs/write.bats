@@ -1,0 +1,242 @@
+#!/usr/bin/env bats
+# The write path: what cp, dd, the shell and pipelines write arrives whole, with its md5
+# checked on the server's copy; close fails when the upload does.
+
+load ../lib/mount
+
+setup() {
+	fs_setup
+	mount_fs -o part_size=1M
+}
+
+teardown() {
+	fs_teardown
+}
+
+# put SIZE NAME: a random file of SIZE bytes copied in with cp; checks the server's copy.
+put() {
+	head -c "$1" /dev/urandom >"$BATS_TEST_TMPDIR/$2"
+	cp "$BATS_TEST_TMPDIR/$2" "$MNT/$2"
+	[ "$(remote_md5 "$2")" = "$(md5_of "$BATS_TEST_TMPDIR/$2")" ]
+	[ "$(remote_json "$2" | jq .bytes)" = "$1" ]
+	[ "$(xattr "$MNT/$2" user.upload.md5)" = "$(md5_of "$BATS_TEST_TMPDIR/$2")" ]
+	[ "$(xattr "$MNT/$2" user.upload.status)" = completed ]
+}
+
+@test "an empty file is uploaded" {
+	put 0 empty
+	[ "$(xattr "$MNT/empty" user.upload.md5)" = d41d8cd98f00b204e9800998ecf8427e ]
+}
+
+@test "a 1-byte file" {
+	put 1 one
+}
+
+@test "part_size - 1, part_size, part_size + 1 and exact multiples" {
+	put 1048575 below
+	put 1048576 exact
+	put 1048577 above
+	put 3145728 three
+}
+
+@test "a file of many parts, and the parts it was sent in" {
+	put 10000000 ten
+	# 10 parts: 9 of 1 MiB and the rest
+	up=$(xattr "$MNT/ten" user.upload.id)
+	[[ "$up" == upload_* ]]
+	[ "$(xattr "$MNT/ten" user.upload.bytes_sent)" = 10000000 ]
+	[ "$(xattr "$MNT/ten" user.upload.file_id)" = "$(remote_json ten | jq -r .id)" ]
+}
+
+@test "ls -l shows what was written, with its size" {
+	put 123456 sized
+	run stat -c '%s %F' "$MNT/sized"
+	[ "$output" = "123456 regular file" ]
+	ls -l "$MNT" | grep -q ' sized$'
+}
+
+@test "dd with odd block sizes" {
+	head -c 2500000 /dev/urandom >"$BATS_TEST_TMPDIR/src"
+	dd if="$BATS_TEST_TMPDIR/src" of="$MNT/dd.bin" bs=7919 status=none
+	[ "$(remote_md5 dd.bin)" = "$(md5_of "$BATS_TEST_TMPDIR/src")" ]
+	dd if="$BATS_TEST_TMPDIR/src" of="$MNT/dd-big.bin" bs=4M status=none
+	[ "$(remote_md5 dd-big.bin)" = "$(md5_of "$BATS_TEST_TMPDIR/src")" ]
+}
+
+@test "shell redirections: > and >> in one open, echo > f" {
+	echo hello >"$MNT/greeting.txt"
+	[ "$(curl -sS "$BASE/files/$(remote_json greeting.txt | jq -r .id)/content")" = hello ]
+	{
+		echo one
+		echo two
+	} >>"$MNT/appended.txt"
+	[ "$(remote_md5 appended.txt)" = "$(printf 'one\ntwo\n' | md5sum | cut -d' ' -f1)" ]
+	[ "$(remote_json greeting.txt | jq -r .purpose)" = assistants ]
+	[ "$(remote_json greeting.txt | jq -r .filename)" = greeting.txt ]
+}
+
+@test ">> onto a completed file fails with EPERM and leaves it as it was" {
+	FS_ALLOW='cannot be modified'
+	echo first >"$MNT/log.txt"
+	run bash -c "echo second >>'$MNT/log.txt'"
+	[ "$status" != 0 ]
+	[[ "$output" == *"Operation not permitted"* ]]
+	[ "$(remote_count)" = 1 ]
+	[ "$(remote_md5 log.txt)" = "$(echo first | md5sum | cut -d' ' -f1)" ]
+}
+
+@test "> onto a completed file replaces it: the old one is deleted once the new one is complete" {
+	echo old >"$MNT/r.txt"
+	old=$(remote_json r.txt | jq -r .id)
+	echo new >"$MNT/r.txt"
+	[ "$(remote_count)" = 1 ]
+	new=$(remote_json r.txt | jq -r .id)
+	[ "$new" != "$old" ]
+	[ "$(remote_md5 r.txt)" = "$(echo new | md5sum | cut -d' ' -f1)" ]
+	[ "$(xattr "$MNT/r.txt" user.upload.file_id)" = "$new" ]
+}
+
+@test "pipelines" {
+	seq 1 200000 | gzip -1 >"$MNT/seq.gz"
+	[ "$(remote_md5 seq.gz)" = "$(seq 1 200000 | gzip -1 | md5sum | cut -d' ' -f1)" ]
+	seq 1 1000 | tee "$MNT/tee.txt" >/dev/null
+	[ "$(remote_md5 tee.txt)" = "$(seq 1 1000 | md5sum | cut -d' ' -f1)" ]
+}
+
+@test "fork and dup: a child's close does not complete early" {
+	exec 7>"$MNT/forked.txt"
+	echo parent >&7
+	(echo child >&7)
+	bash -c 'echo grandchild >&7'
+	echo parent-again >&7
+	[ "$(xattr "$MNT/forked.txt" user.upload.status)" = pending ]
+	exec 7>&-
+	[ "$(remote_md5 forked.txt)" = "$(printf 'parent\nchild\ngrandchild\nparent-again\n' | md5sum | cut -d' ' -f1)" ]
+}
+
+@test "a file renamed before it is closed is uploaded under its new name" {
+	exec 7>"$MNT/before.tmp"
+	echo data >&7
+	mv "$MNT/before.tmp" "$MNT/after.txt"
+	exec 7>&-
+	[ "$(remote_json after.txt | jq -r .bytes)" = 5 ]
+	[ "$(remote_json before.tmp)" = null ]
+	[ "$(remote_count)" = 1 ]
+}
+
+@test "a file unlinked while open is never uploaded" {
+	exec 7>"$MNT/gone.txt"
+	echo data >&7
+	rm "$MNT/gone.txt"
+	echo more >&7
+	exec 7>&-
+	[ "$(remote_count)" = 0 ]
+	[ ! -e "$MNT/gone.txt" ]
+}
+
+@test "writes out of order are assembled right (hashed again from the spool)" {
+	python3 - "$MNT/ooo.bin" "$BATS_TEST_TMPDIR/ooo.bin" <<'PY'
+import os, random, sys
+random.seed(5)
+data = bytearray(os.urandom(3_300_000))
+for path in sys.argv[1:]:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    chunks = [(off, 65536) for off in range(0, len(data), 65536)]
+    random.shuffle(chunks)
+    for off, n in chunks:
+        os.pwrite(fd, data[off:off + n], off)
+    # and an overwrite of bytes already written
+    os.pwrite(fd, b"patched", 1000)
+    os.close(fd)
+PY
+	[ "$(remote_md5 ooo.bin)" = "$(md5_of "$BATS_TEST_TMPDIR/ooo.bin")" ]
+}
+
+@test "a sparse file (seek past the end) uploads its holes as zeros" {
+	python3 - "$MNT/sparse.bin" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.pwrite(fd, b"end", 2_000_000)
+os.close(fd)
+PY
+	[ "$(remote_md5 sparse.bin)" = "$( (head -c 2000000 /dev/zero; printf end) | md5sum | cut -d' ' -f1)" ]
+}
+
+@test "10 concurrent writers" {
+	for i in $(seq 10); do head -c $((300000 * i)) /dev/urandom >"$BATS_TEST_TMPDIR/c$i"; done
+	pids=()
+	for i in $(seq 10); do
+		cp "$BATS_TEST_TMPDIR/c$i" "$MNT/c$i" &
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do wait "$p"; done
+	for i in $(seq 10); do
+		[ "$(remote_md5 "c$i")" = "$(md5_of "$BATS_TEST_TMPDIR/c$i")" ]
+	done
+	[ "$(remote_count)" = 10 ]
+}
+
+@test "the size announced with ftruncate starts the upload while the file is written" {
+	python3 - "$MNT/announced.bin" <<'PY'
+import os, sys
+path = sys.argv[1]
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.ftruncate(fd, 5 * 1024 * 1024)
+block = b"x" * (1024 * 1024)
+for i in range(3):
+    os.write(fd, block)
+os.fsync(fd)  # waits for the parts in flight
+status = os.getxattr(path, "user.upload.status").decode()
+sent = int(os.getxattr(path, "user.upload.bytes_sent"))
+assert status == "uploading", status
+assert sent == 3 * 1024 * 1024, sent
+os.write(fd, block)
+os.write(fd, block)
+os.close(fd)
+assert os.getxattr(path, "user.upload.status") == b"completed"
+PY
+	[ "$(remote_md5 announced.bin)" = "$(head -c 5242880 /dev/zero | tr '\0' x | md5sum | cut -d' ' -f1)" ]
+}
+
+@test "an announced size that turns out wrong falls back to a fresh upload" {
+	python3 - "$MNT/wrong.bin" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.posix_fallocate(fd, 0, 3 * 1024 * 1024)
+os.write(fd, b"y" * (2 * 1024 * 1024 + 5))
+os.ftruncate(fd, 2 * 1024 * 1024 + 5)
+os.close(fd)
+PY
+	[ "$(remote_md5 wrong.bin)" = "$(head -c 2097157 /dev/zero | tr '\0' y | md5sum | cut -d' ' -f1)" ]
+	[ "$(remote_count)" = 1 ]
+}
+
+@test "the server stopped: cp exits nonzero and the file says failed" {
+	FS_ALLOW='upload of .* failed|listing the remote files failed|retry'
+	stop_server
+	head -c 100000 /dev/urandom >"$BATS_TEST_TMPDIR/x"
+	run cp "$BATS_TEST_TMPDIR/x" "$MNT/x"
+	[ "$status" != 0 ]
+	[ "$(xattr "$MNT/x" user.upload.status)" = failed ]
+	[ -n "$(xattr "$MNT/x" user.upload.error)" ]
+	grep -q 'upload of x failed' "$BATS_TEST_TMPDIR/fs.log"
+}
+
+@test "a server error is retried, a lasting one fails close with EIO" {
+	FS_ALLOW='upload of .* failed|retry'
+	umount_fs
+	stop_server
+	start_server --allow-downloads --fail-first 2 --fail-kind 500
+	mount_fs -o part_size=1M,retries=3
+	head -c 1500000 /dev/urandom >"$BATS_TEST_TMPDIR/r"
+	cp "$BATS_TEST_TMPDIR/r" "$MNT/r"
+	[ "$(remote_md5 r)" = "$(md5_of "$BATS_TEST_TMPDIR/r")" ]
+	umount_fs
+	stop_server
+	start_server --allow-downloads --fail-first 1000 --fail-kind 500
+	mount_fs -o part_size=1M,retries=1
+	run cp "$BATS_TEST_TMPDIR/r" "$MNT/r2"
+	[ "$status" != 0 ]
+	[[ "$output" == *"Input/output error"* ]]
+	[ "$(xattr "$MNT/r2" user.upload.status)" = failed ]
+}
