@@ -480,15 +480,33 @@ int up_writer_finish(struct up_writer *w, const char *filename, const char *mime
 		if (rc < 0)
 			goto fail;
 		memcpy(w->upload_id, up.id, UP_ID_MAX);
+		up_upload_clear(&up);
+		if (w->state == UP_W_CANCELLED) {
+			/* cancelled (rm) while the upload was being created */
+			w->finishing = false;
+			pthread_mutex_unlock(&w->mu);
+			cancel_remote(w, w->upload_id);
+			return up_error_set(err, -ECANCELED, 0, "the upload was cancelled");
+		}
 		w->state = UP_W_UPLOADING;
 		pthread_mutex_unlock(&w->mu);
-		up_upload_clear(&up);
 	}
 	rc = send_sealed(w);
 	pthread_mutex_lock(&w->mu);
 	wait_idle_locked(w);
 	if (rc == 0 && w->err)
 		rc = w->err;
+	if (w->state == UP_W_CANCELLED) {
+		/* cancelled (rm) while this ran: maybe before the upload existed, so cancel the
+		 * one made here too (cancelling twice is harmless) */
+		char id[UP_ID_MAX];
+		memcpy(id, w->upload_id, UP_ID_MAX);
+		w->finishing = false;
+		pthread_mutex_unlock(&w->mu);
+		if (id[0])
+			cancel_remote(w, id);
+		return up_error_set(err, -ECANCELED, 0, "the upload was cancelled");
+	}
 	if (rc < 0) {
 		up_error_set(err, rc, 0, "%s", w->errmsg[0] ? w->errmsg : "sending parts failed");
 		goto cancel;
@@ -540,8 +558,8 @@ int up_writer_cancel(struct up_writer *w)
 		pthread_mutex_unlock(&w->mu);
 		return 0;
 	}
+	/* No waiting for parts in flight: they fail once the server has cancelled. */
 	w->state = UP_W_CANCELLED;
-	wait_idle_locked(w);
 	char id[UP_ID_MAX];
 	memcpy(id, w->upload_id, UP_ID_MAX);
 	pthread_mutex_unlock(&w->mu);

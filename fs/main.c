@@ -297,6 +297,13 @@ static int setup(struct uf_mount *m)
 
 static void teardown(struct uf_mount *m)
 {
+	/* -o async: uploads still completing in the background finish before we go */
+	pthread_mutex_lock(&m->bg_mu);
+	if (m->bg_running)
+		uf_log(m, UF_INFO, "waiting for %u uploads to complete", m->bg_running);
+	while (m->bg_running)
+		pthread_cond_wait(&m->bg_cv, &m->bg_mu);
+	pthread_mutex_unlock(&m->bg_mu);
 	if (m->async)
 		up_async_free(m->async); /* waits for parts in flight */
 	uf_tree_destroy(&m->tree);
@@ -307,6 +314,8 @@ static void teardown(struct uf_mount *m)
 	free(m->cfg.purpose);
 	free(m->cfg.cache_dir);
 	pthread_mutex_destroy(&m->list_mu);
+	pthread_mutex_destroy(&m->bg_mu);
+	pthread_cond_destroy(&m->bg_cv);
 }
 
 int main(int argc, char *argv[])
@@ -318,6 +327,8 @@ int main(int argc, char *argv[])
 	struct fuse_session *se = NULL;
 	int status = 1;
 	pthread_mutex_init(&m.list_mu, NULL);
+	pthread_mutex_init(&m.bg_mu, NULL);
+	pthread_cond_init(&m.bg_cv, NULL);
 
 	if (fuse_opt_parse(&args, &raw, opt_table, NULL) < 0 ||
 	    fuse_parse_cmdline(&args, &cl) != 0) {
@@ -358,6 +369,9 @@ int main(int argc, char *argv[])
 	m.cfg.foreground = cl.foreground || cl.debug;
 	m.cfg.single_thread = cl.singlethread;
 	if (setup(&m) < 0)
+		goto out;
+	/* shows as "uploadfs ... fuse.uploadfs" in /proc/mounts, like mount -t fuse.uploadfs */
+	if (fuse_opt_add_arg(&args, "-osubtype=uploadfs,fsname=uploadfs") < 0)
 		goto out;
 	se = fuse_session_new(&args, &uf_ops, sizeof uf_ops, &m);
 	if (!se)

@@ -45,6 +45,9 @@ struct uf_mount {
 	char content_dir[4096];
 	atomic_uint_fast64_t spool_seq;
 	pthread_mutex_t list_mu; /* one listing refresh at a time */
+	pthread_mutex_t bg_mu;	 /* background uploads (-o async) still running */
+	pthread_cond_t bg_cv;
+	unsigned bg_running;
 	double listed_at;
 	bool syslog;
 };

@@ -235,7 +235,16 @@ static int finish(struct uf_mount *m, struct uf_node *n)
 	}
 	pthread_mutex_unlock(&m->tree.mu);
 
-	if (rc == 0) {
+	if (rc == 0 && n->unlinked) {
+		/* rm came while complete was under way: the file it made goes too */
+		struct up_error derr;
+		up_file_delete(m->client, up.file.id, &derr);
+		pthread_mutex_lock(&m->tree.mu);
+		n->status = UF_CANCELLED;
+		n->remote = false;
+		pthread_mutex_unlock(&m->tree.mu);
+		rc = -ECANCELED;
+	} else if (rc == 0) {
 		uf_log(m, UF_INFO, "uploaded %s (%llu bytes, %.2f s) as %s", path,
 		       (unsigned long long)up.file.bytes, secs, up.file.id);
 		if (old[0]) {
@@ -265,12 +274,21 @@ struct async_finish {
 static void *finish_thread(void *arg)
 {
 	struct async_finish *af = arg;
-	finish(af->m, af->n);
-	pthread_mutex_lock(&af->m->tree.mu);
+	struct uf_mount *m = af->m;
+	finish(m, af->n);
+	pthread_mutex_lock(&m->tree.mu);
 	af->n->pins--;
-	uf_tree_maybe_free(&af->m->tree, af->n);
-	pthread_mutex_unlock(&af->m->tree.mu);
+	if (af->n->pins == 0 && af->n->w && af->n->status == UF_COMPLETED) {
+		up_writer_free(af->n->w);
+		af->n->w = NULL;
+	}
+	uf_tree_maybe_free(&m->tree, af->n);
+	pthread_mutex_unlock(&m->tree.mu);
 	free(af);
+	pthread_mutex_lock(&m->bg_mu);
+	if (--m->bg_running == 0)
+		pthread_cond_broadcast(&m->bg_cv);
+	pthread_mutex_unlock(&m->bg_mu);
 	return NULL;
 }
 
@@ -285,7 +303,13 @@ static int finish_async(struct uf_mount *m, struct uf_node *n)
 	pthread_mutex_lock(&m->tree.mu);
 	n->pins++;
 	pthread_mutex_unlock(&m->tree.mu);
+	pthread_mutex_lock(&m->bg_mu);
+	m->bg_running++;
+	pthread_mutex_unlock(&m->bg_mu);
 	if (pthread_create(&t, NULL, finish_thread, af) != 0) {
+		pthread_mutex_lock(&m->bg_mu);
+		m->bg_running--;
+		pthread_mutex_unlock(&m->bg_mu);
 		pthread_mutex_lock(&m->tree.mu);
 		n->pins--;
 		pthread_mutex_unlock(&m->tree.mu);

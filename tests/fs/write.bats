@@ -240,3 +240,20 @@ PY
 	[[ "$output" == *"Input/output error"* ]]
 	[ "$(xattr "$MNT/r2" user.upload.status)" = failed ]
 }
+
+@test "-o async: close returns at once; the uploads complete, and unmount waits for them" {
+	umount_fs
+	stop_server
+	start_server --allow-downloads --latency-ms 200
+	mount_fs -o async,part_size=1M
+	mkdir -p "$BATS_TEST_TMPDIR/many"
+	for i in $(seq 20); do echo "file $i" >"$BATS_TEST_TMPDIR/many/f$i.txt"; done
+	cp -r "$BATS_TEST_TMPDIR/many" "$MNT/"
+	# cp is back, and the last file's upload (three requests of 200 ms) is still going
+	[ "$(xattr "$MNT/many/f20.txt" user.upload.status)" = uploading ]
+	umount_fs
+	[ "$(remote_count)" = 20 ]
+	for i in 1 7 20; do
+		[ "$(remote_md5 "many/f$i.txt")" = "$(md5_of "$BATS_TEST_TMPDIR/many/f$i.txt")" ]
+	done
+}

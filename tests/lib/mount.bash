@@ -16,7 +16,7 @@ mount_fs() {
 	FS_PID=$!
 	local i
 	for i in $(seq 100); do
-		grep -q " $MNT fuse" /proc/mounts && return 0
+		grep -q " $MNT fuse.uploadfs" /proc/mounts && return 0
 		kill -0 "$FS_PID" 2>/dev/null || break
 		sleep 0.05
 	done
@@ -27,7 +27,7 @@ mount_fs() {
 
 umount_fs() {
 	[ -n "${FS_PID:-}" ] || return 0
-	if grep -q " $MNT fuse" /proc/mounts; then
+	if grep -q " $MNT fuse.uploadfs" /proc/mounts; then
 		fusermount3 -u "$MNT" 2>/dev/null || { sleep 0.5; fusermount3 -u "$MNT" || fusermount3 -uz "$MNT"; }
 	fi
 	local i
@@ -43,7 +43,7 @@ umount_fs() {
 check_fs_log() {
 	local f="$BATS_TEST_TMPDIR/fs.log" bad
 	[ -f "$f" ] || return 0
-	bad=$(grep -E 'uploadfs (error|warning):|AddressSanitizer|runtime error' "$f" |
+	bad=$(grep -E 'uploadfs (error|warning):|(Address|Leak)Sanitizer|runtime error' "$f" |
 		grep -vE "${FS_ALLOW:-^$}" || true)
 	if [ -n "$bad" ]; then
 		echo "unexpected uploadfs log lines:" >&2
