@@ -42,8 +42,11 @@ int main(void)
 }
 C
 	export PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$dest
-	cc -o "$BATS_TEST_TMPDIR/prog" "$BATS_TEST_TMPDIR/prog.c" $(pkg-config --cflags --libs uploadfs)
 	libdir=$(dirname "$(find "$dest" -name 'libuploadfs.so.0' | head -n1)")
+	# a sanitizer build of the library needs a program built the same way
+	san=
+	ldd "$libdir/libuploadfs.so.0" | grep -q libasan && san=-fsanitize=address,undefined
+	cc $san -o "$BATS_TEST_TMPDIR/prog" "$BATS_TEST_TMPDIR/prog.c" $(pkg-config --cflags --libs uploadfs)
 	OPENAI_BASE_URL=$BASE LD_LIBRARY_PATH=$libdir run "$BATS_TEST_TMPDIR/prog"
 	[ "$status" = 0 ]
 	[ "$output" = "0.1.0 completed hello.txt" ]
