@@ -79,71 +79,73 @@ static bool copy_id(char *dst, const char *src)
 	return true;
 }
 
+/* The fields Files and Uploads share, checked the same way for both. */
+struct common {
+	const char *id, *filename, *purpose, *status;
+	int64_t bytes, created_at, expires_at;
+};
+
+static int parse_common(json_object *o, const char *what, bool status_required, struct common *c,
+			char id_out[UP_ID_MAX], struct up_error *err)
+{
+	if (!json_object_is_type(o, json_type_object))
+		return malformed(err, what, "(object)");
+	if (!get_str(o, "id", &c->id) || !copy_id(id_out, c->id))
+		return malformed(err, what, "id");
+	if (!get_int(o, "bytes", &c->bytes) || c->bytes < 0)
+		return malformed(err, what, "bytes");
+	if (!get_int(o, "created_at", &c->created_at))
+		return malformed(err, what, "created_at");
+	if (!get_opt_int(o, "expires_at", &c->expires_at))
+		return malformed(err, what, "expires_at");
+	if (!get_str(o, "filename", &c->filename))
+		return malformed(err, what, "filename");
+	if (!get_str(o, "purpose", &c->purpose))
+		return malformed(err, what, "purpose");
+	if (!get_str(o, "status", &c->status) && status_required)
+		return malformed(err, what, "status");
+	return 0;
+}
+
 int up_file_from_json(json_object *o, struct up_file *out, struct up_error *err)
 {
 	memset(out, 0, sizeof *out);
-	const char *id, *name, *purpose, *status = "processed";
-	int64_t bytes, created;
-	if (!json_object_is_type(o, json_type_object))
-		return malformed(err, "file", "(object)");
-	if (!get_str(o, "id", &id) || !copy_id(out->id, id))
-		return malformed(err, "file", "id");
-	if (!get_int(o, "bytes", &bytes) || bytes < 0)
-		return malformed(err, "file", "bytes");
-	if (!get_int(o, "created_at", &created))
-		return malformed(err, "file", "created_at");
-	if (!get_str(o, "filename", &name))
-		return malformed(err, "file", "filename");
-	if (!get_str(o, "purpose", &purpose))
-		return malformed(err, "file", "purpose");
-	if (!get_opt_int(o, "expires_at", &out->expires_at))
-		return malformed(err, "file", "expires_at");
-	get_str(o, "status", &status);
-	if (!(out->filename = strdup(name)))
+	struct common c = {.status = "processed"};
+	int rc = parse_common(o, "file", false, &c, out->id, err);
+	if (rc < 0)
+		return rc;
+	if (!(out->filename = strdup(c.filename)))
 		return up_error_set(err, -ENOMEM, 0, "out of memory");
-	out->bytes = (uint64_t)bytes;
-	out->created_at = created;
-	snprintf(out->purpose, sizeof out->purpose, "%s", purpose);
-	snprintf(out->status, sizeof out->status, "%s", status);
+	out->bytes = (uint64_t)c.bytes;
+	out->created_at = c.created_at;
+	out->expires_at = c.expires_at;
+	snprintf(out->purpose, sizeof out->purpose, "%s", c.purpose);
+	snprintf(out->status, sizeof out->status, "%s", c.status);
 	return 0;
 }
 
 int up_upload_from_json(json_object *o, struct up_upload *out, struct up_error *err)
 {
 	memset(out, 0, sizeof *out);
-	const char *id, *name, *purpose, *status;
-	int64_t bytes, created;
-	if (!json_object_is_type(o, json_type_object))
-		return malformed(err, "upload", "(object)");
-	if (!get_str(o, "id", &id) || !copy_id(out->id, id))
-		return malformed(err, "upload", "id");
-	if (!get_int(o, "bytes", &bytes) || bytes < 0)
-		return malformed(err, "upload", "bytes");
-	if (!get_int(o, "created_at", &created))
-		return malformed(err, "upload", "created_at");
-	if (!get_opt_int(o, "expires_at", &out->expires_at))
-		return malformed(err, "upload", "expires_at");
-	if (!get_str(o, "filename", &name))
-		return malformed(err, "upload", "filename");
-	if (!get_str(o, "purpose", &purpose))
-		return malformed(err, "upload", "purpose");
-	if (!get_str(o, "status", &status))
-		return malformed(err, "upload", "status");
+	struct common c = {0};
+	int rc = parse_common(o, "upload", true, &c, out->id, err);
+	if (rc < 0)
+		return rc;
 	json_object *file;
 	if (json_object_object_get_ex(o, "file", &file) && file) {
-		int rc = up_file_from_json(file, &out->file, err);
-		if (rc < 0)
+		if ((rc = up_file_from_json(file, &out->file, err)) < 0)
 			return rc;
 		out->has_file = true;
 	}
-	if (!(out->filename = strdup(name))) {
+	if (!(out->filename = strdup(c.filename))) {
 		up_upload_clear(out);
 		return up_error_set(err, -ENOMEM, 0, "out of memory");
 	}
-	out->bytes = (uint64_t)bytes;
-	out->created_at = created;
-	snprintf(out->purpose, sizeof out->purpose, "%s", purpose);
-	snprintf(out->status, sizeof out->status, "%s", status);
+	out->bytes = (uint64_t)c.bytes;
+	out->created_at = c.created_at;
+	out->expires_at = c.expires_at;
+	snprintf(out->purpose, sizeof out->purpose, "%s", c.purpose);
+	snprintf(out->status, sizeof out->status, "%s", c.status);
 	return 0;
 }
 

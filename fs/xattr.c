@@ -255,8 +255,9 @@ static int set_meta(struct uf_mount *m, struct uf_node *n, const char *name, con
 	return 0;
 }
 
-void uf_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
-		 int flags)
+/* setxattr and removexattr (value NULL): only user.purpose and user.mime_type change. */
+static void change(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+		   int flags)
 {
 	if (strncmp(name, "user.", 5) != 0) {
 		fuse_reply_err(req, ENOTSUP);
@@ -273,31 +274,21 @@ void uf_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
 	else if (strcmp(name, "user.purpose") == 0 || strcmp(name, "user.mime_type") == 0)
 		rc = set_meta(m, n, name, value, size, flags);
 	else
-		rc = -ENOTSUP;
+		rc = value ? -ENOTSUP : -ENODATA;
 	pthread_mutex_unlock(&m->tree.mu);
 	if (rc == -EPERM && strncmp(name, "user.upload.", 12) == 0)
 		uf_log(m, UF_WARN, "%s is read-only", name);
 	fuse_reply_err(req, -rc);
 }
 
+void uf_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+		 int flags)
+{
+	/* a value of size 0 is still a value: only removal passes NULL */
+	change(req, ino, name, value ? value : "", size, flags);
+}
+
 void uf_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	if (strncmp(name, "user.", 5) != 0) {
-		fuse_reply_err(req, ENOTSUP);
-		return;
-	}
-	struct uf_mount *m = M(req);
-	int rc;
-	pthread_mutex_lock(&m->tree.mu);
-	struct uf_node *n = uf_tree_get(&m->tree, ino);
-	if (!n)
-		rc = -ESTALE;
-	else if (strncmp(name, "user.upload.", 12) == 0)
-		rc = -EPERM;
-	else if (strcmp(name, "user.purpose") == 0 || strcmp(name, "user.mime_type") == 0)
-		rc = set_meta(m, n, name, NULL, 0, 0);
-	else
-		rc = -ENODATA;
-	pthread_mutex_unlock(&m->tree.mu);
-	fuse_reply_err(req, -rc);
+	change(req, ino, name, NULL, 0, 0);
 }
