@@ -1,6 +1,7 @@
 #include "writer.h"
 
 #include "errors.h"
+#include "journal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HASH_BUF (1u << 20)
@@ -39,6 +42,8 @@ struct up_writer {
 	enum up_writer_state state;
 	bool finishing;
 	char upload_id[UP_ID_MAX];
+	int64_t expires_at; /* of the upload session (server time) */
+	bool expired;	    /* the session expired: finish makes a new one */
 	uint64_t announced; /* the size the upload was created with */
 	char *upload_name;  /* and the name */
 	uint64_t bytes_sent;
@@ -46,7 +51,10 @@ struct up_writer {
 	char errmsg[512];
 	char file_id[UP_ID_MAX];
 	char md5[33];
+	bool md5_known; /* restored from a journal: the spool is not hashed again */
 	bool keep;
+	char *journal;		/* the record's path, or NULL */
+	char *jmime, *jpurpose; /* for the record */
 };
 
 static void latch(struct up_writer *w, int err, const char *msg)
@@ -55,6 +63,60 @@ static void latch(struct up_writer *w, int err, const char *msg)
 		return;
 	w->err = err;
 	snprintf(w->errmsg, sizeof w->errmsg, "%s", msg);
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* Records what a restart needs to finish the upload (lock held). */
+static void journal_save(struct up_writer *w)
+{
+	if (!w->journal || !w->upload_id[0] || !w->upload_name)
+		return;
+	uint64_t ps = w->cfg.part_size;
+	size_t nparts = (size_t)((w->size + ps - 1) / ps);
+	struct up_journal_rec r = {
+	    .filename = w->upload_name,
+	    .mime_type = w->jmime ? w->jmime : "application/octet-stream",
+	    .purpose = w->jpurpose ? w->jpurpose : "assistants",
+	    .spool = w->spool,
+	    .size = w->size,
+	    .part_size = ps,
+	    .expires_at = w->expires_at,
+	    .nparts = nparts,
+	};
+	memcpy(r.upload_id, w->upload_id, UP_ID_MAX);
+	if (w->finishing || w->md5_known)
+		memcpy(r.md5, w->md5, sizeof r.md5);
+	r.part_ids = calloc(nparts ? nparts : 1, sizeof *r.part_ids);
+	if (!r.part_ids)
+		return;
+	for (size_t i = 0; i < nparts && i < w->nparts; i++)
+		if (w->parts[i].sent)
+			memcpy(r.part_ids[i], w->parts[i].id, UP_ID_MAX);
+	up_journal_write(w->journal, &r);
+	free(r.part_ids);
+}
+
+static void journal_drop(struct up_writer *w)
+{
+	if (w->journal)
+		unlink(w->journal);
+}
+
+static void set_meta(struct up_writer *w, const char *filename, const char *mime,
+		     const char *purpose)
+{
+	if (!w->upload_name || strcmp(w->upload_name, filename) != 0) {
+		free(w->upload_name);
+		w->upload_name = strdup(filename);
+	}
+	free(w->jmime);
+	free(w->jpurpose);
+	w->jmime = dup_or_null(mime);
+	w->jpurpose = dup_or_null(purpose);
 }
 
 static void md_reset(struct up_writer *w)
@@ -84,6 +146,7 @@ int up_writer_new(const struct up_writer_config *cfg, struct up_writer **out)
 	w->md_all = EVP_MD_CTX_new();
 	w->md_part = EVP_MD_CTX_new();
 	w->spool = strdup(cfg->spool_path);
+	w->journal = dup_or_null(cfg->journal_path);
 	int rc = (w->md_all && w->md_part && w->spool) ? 0 : -ENOMEM;
 	if (rc == 0) {
 		w->fd = open(w->spool, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -117,6 +180,9 @@ void up_writer_free(struct up_writer *w)
 	free(w->parts);
 	free(w->upload_name);
 	free(w->spool);
+	free(w->journal);
+	free(w->jmime);
+	free(w->jpurpose);
 	free(w);
 }
 
@@ -199,6 +265,16 @@ struct part_ctx {
 	size_t index;
 };
 
+/* A session past its hour: the server refuses its parts and complete. The bytes are all in
+ * the spool, so a new session can take them again (lock held). */
+static bool session_expired(const struct up_writer *w, const struct up_error *err)
+{
+	if (err->status != 400 && err->status != 404)
+		return false;
+	return strstr(err->message, "expired") ||
+	       (w->expires_at && (int64_t)time(NULL) >= w->expires_at);
+}
+
 static void part_done(void *ud, int rc, const struct up_part *part, const struct up_error *err)
 {
 	struct part_ctx *pc = ud;
@@ -209,6 +285,9 @@ static void part_done(void *ud, int rc, const struct up_part *part, const struct
 		memcpy(p->id, part->id, UP_ID_MAX);
 		p->sent = true;
 		w->bytes_sent += p->len;
+		journal_save(w);
+	} else if (w->state != UP_W_CANCELLED && session_expired(w, err)) {
+		w->expired = true; /* not an error: finish starts a new session */
 	} else if (w->state != UP_W_CANCELLED) {
 		char msg[512];
 		snprintf(msg, sizeof msg, "part %zu: %.480s", pc->index + 1, err->message);
@@ -229,7 +308,7 @@ static int send_sealed(struct up_writer *w)
 		size_t i = 0;
 		while (i < w->nparts && w->parts[i].queued)
 			i++;
-		if (i == w->nparts || w->state != UP_W_UPLOADING || w->err) {
+		if (i == w->nparts || w->state != UP_W_UPLOADING || w->err || w->expired) {
 			int rc = w->err;
 			pthread_mutex_unlock(&w->mu);
 			return rc;
@@ -379,10 +458,11 @@ int up_writer_announce(struct up_writer *w, uint64_t size, const char *filename,
 		return rc; /* not latched: the upload will be tried again at finish */
 	pthread_mutex_lock(&w->mu);
 	memcpy(w->upload_id, up.id, UP_ID_MAX);
+	w->expires_at = up.expires_at;
 	w->announced = size;
-	free(w->upload_name);
-	w->upload_name = strdup(filename);
+	set_meta(w, filename, mime_type, purpose);
 	w->state = UP_W_UPLOADING;
+	journal_save(w); /* not closed yet: a restart cancels this session */
 	pthread_mutex_unlock(&w->mu);
 	up_upload_clear(&up);
 	return send_sealed(w);
@@ -468,62 +548,90 @@ int up_writer_finish(struct up_writer *w, const char *filename, const char *mime
 		up_error_set(err, rc, 0, "out of memory");
 		goto fail;
 	}
-	hex(w->md_all, w->md5);
+	if (!w->md5_known)
+		hex(w->md_all, w->md5);
+	set_meta(w, filename, mime_type, purpose);
+	journal_save(w); /* closed: from here on a restart can finish it */
 	uint64_t size = w->size;
-	bool need_create = w->state != UP_W_UPLOADING;
-	pthread_mutex_unlock(&w->mu);
+	/* A session that expires meanwhile is replaced, and every part sent again from the
+	 * spool: up to three sessions. */
+	for (int round = 0;; round++) {
+		if (w->expired) {
+			restart_locked(w);
+			w->expired = false;
+		}
+		bool need_create = w->state != UP_W_UPLOADING;
+		pthread_mutex_unlock(&w->mu);
 
-	if (need_create) {
-		struct up_upload up;
-		rc = up_upload_create(w->cfg.client, size, filename, mime_type, purpose, &up, err);
+		if (need_create) {
+			struct up_upload up;
+			rc = up_upload_create(w->cfg.client, size, filename, mime_type, purpose,
+					      &up, err);
+			pthread_mutex_lock(&w->mu);
+			if (rc < 0)
+				goto fail;
+			memcpy(w->upload_id, up.id, UP_ID_MAX);
+			w->expires_at = up.expires_at;
+			up_upload_clear(&up);
+			journal_save(w);
+			if (w->state == UP_W_CANCELLED) {
+				/* cancelled (rm) while the upload was being created */
+				w->finishing = false;
+				pthread_mutex_unlock(&w->mu);
+				cancel_remote(w, w->upload_id);
+				return up_error_set(err, -ECANCELED, 0, "the upload was cancelled");
+			}
+			w->state = UP_W_UPLOADING;
+			pthread_mutex_unlock(&w->mu);
+		}
+		rc = send_sealed(w);
 		pthread_mutex_lock(&w->mu);
-		if (rc < 0)
-			goto fail;
-		memcpy(w->upload_id, up.id, UP_ID_MAX);
-		up_upload_clear(&up);
+		wait_idle_locked(w);
+		if (rc == 0 && w->err)
+			rc = w->err;
 		if (w->state == UP_W_CANCELLED) {
-			/* cancelled (rm) while the upload was being created */
+			/* cancelled (rm) while this ran: maybe before the upload existed, so cancel
+			 * the one made here too (cancelling twice is harmless) */
+			char id[UP_ID_MAX];
+			memcpy(id, w->upload_id, UP_ID_MAX);
 			w->finishing = false;
 			pthread_mutex_unlock(&w->mu);
-			cancel_remote(w, w->upload_id);
+			if (id[0])
+				cancel_remote(w, id);
 			return up_error_set(err, -ECANCELED, 0, "the upload was cancelled");
 		}
-		w->state = UP_W_UPLOADING;
+		if (rc < 0) {
+			up_error_set(err, rc, 0, "%s",
+				     w->errmsg[0] ? w->errmsg : "sending parts failed");
+			goto cancel;
+		}
+		if (w->expired) {
+			if (round < 2)
+				continue;
+			rc = up_error_set(err, -ETIMEDOUT, 400,
+					  "the upload session expired three "
+					  "times");
+			goto fail;
+		}
+		size_t n = w->nparts;
+		const char **ids = calloc(n ? n : 1, sizeof *ids);
+		char md5[33], upload_id[UP_ID_MAX];
+		memcpy(md5, w->md5, sizeof md5);
+		memcpy(upload_id, w->upload_id, UP_ID_MAX);
+		for (size_t i = 0; ids && i < n; i++)
+			ids[i] = w->parts[i].id;
 		pthread_mutex_unlock(&w->mu);
+		/* the part array is stable: no writes and no parts while finishing */
+		rc = ids ? up_upload_complete(w->cfg.client, upload_id, ids, n, md5, out, err)
+			 : up_error_set(err, -ENOMEM, 0, "out of memory");
+		free(ids);
+		pthread_mutex_lock(&w->mu);
+		if (rc < 0 && round < 2 && err && session_expired(w, err)) {
+			w->expired = true;
+			continue;
+		}
+		break;
 	}
-	rc = send_sealed(w);
-	pthread_mutex_lock(&w->mu);
-	wait_idle_locked(w);
-	if (rc == 0 && w->err)
-		rc = w->err;
-	if (w->state == UP_W_CANCELLED) {
-		/* cancelled (rm) while this ran: maybe before the upload existed, so cancel the
-		 * one made here too (cancelling twice is harmless) */
-		char id[UP_ID_MAX];
-		memcpy(id, w->upload_id, UP_ID_MAX);
-		w->finishing = false;
-		pthread_mutex_unlock(&w->mu);
-		if (id[0])
-			cancel_remote(w, id);
-		return up_error_set(err, -ECANCELED, 0, "the upload was cancelled");
-	}
-	if (rc < 0) {
-		up_error_set(err, rc, 0, "%s", w->errmsg[0] ? w->errmsg : "sending parts failed");
-		goto cancel;
-	}
-	size_t n = w->nparts;
-	const char **ids = calloc(n ? n : 1, sizeof *ids);
-	char md5[33], upload_id[UP_ID_MAX];
-	memcpy(md5, w->md5, sizeof md5);
-	memcpy(upload_id, w->upload_id, UP_ID_MAX);
-	for (size_t i = 0; ids && i < n; i++)
-		ids[i] = w->parts[i].id;
-	pthread_mutex_unlock(&w->mu);
-	/* the part array is stable: no writes and no parts while finishing */
-	rc = ids ? up_upload_complete(w->cfg.client, upload_id, ids, n, md5, out, err)
-		 : up_error_set(err, -ENOMEM, 0, "out of memory");
-	free(ids);
-	pthread_mutex_lock(&w->mu);
 	if (rc < 0)
 		goto cancel;
 	if (!out->has_file) {
@@ -533,6 +641,7 @@ int up_writer_finish(struct up_writer *w, const char *filename, const char *mime
 	memcpy(w->file_id, out->file.id, UP_ID_MAX);
 	w->state = UP_W_COMPLETED;
 	w->finishing = false;
+	journal_drop(w);
 	pthread_mutex_unlock(&w->mu);
 	return 0;
 
@@ -547,6 +656,7 @@ cancel:
 fail:
 	fail_locked(w, rc, err ? err->message : "upload failed");
 	w->finishing = false;
+	journal_drop(w); /* failed for good, and cancelled on the server */
 	pthread_mutex_unlock(&w->mu);
 	return rc;
 }
@@ -560,6 +670,7 @@ int up_writer_cancel(struct up_writer *w)
 	}
 	/* No waiting for parts in flight: they fail once the server has cancelled. */
 	w->state = UP_W_CANCELLED;
+	journal_drop(w);
 	char id[UP_ID_MAX];
 	memcpy(id, w->upload_id, UP_ID_MAX);
 	pthread_mutex_unlock(&w->mu);
@@ -590,4 +701,64 @@ bool up_writer_started(struct up_writer *w)
 	bool s = w->state != UP_W_PENDING || w->finishing;
 	pthread_mutex_unlock(&w->mu);
 	return s;
+}
+
+int up_writer_restore(const struct up_writer_config *cfg, const struct up_journal_rec *rec,
+		      struct up_writer **out)
+{
+	if (rec->part_size != cfg->part_size || !rec->md5[0])
+		return -EINVAL;
+	struct up_writer *w = calloc(1, sizeof *w);
+	if (!w)
+		return -ENOMEM;
+	w->cfg = *cfg;
+	w->fd = -1;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	w->md_all = EVP_MD_CTX_new();
+	w->md_part = EVP_MD_CTX_new();
+	w->spool = strdup(rec->spool);
+	w->journal = dup_or_null(cfg->journal_path);
+	int rc = w->md_all && w->md_part && w->spool ? 0 : -ENOMEM;
+	struct stat sb;
+	if (rc == 0 && (w->fd = open(w->spool, O_RDWR | O_CLOEXEC)) < 0)
+		rc = -errno;
+	if (rc == 0 && (fstat(w->fd, &sb) < 0 || (uint64_t)sb.st_size != rec->size))
+		rc = -EBADMSG; /* the spool is not what the record says */
+	if (rc == 0) {
+		md_reset(w);
+		w->size = w->hashed = rec->size;
+		memcpy(w->md5, rec->md5, sizeof w->md5);
+		w->md5_known = true;
+		for (size_t i = 0; rc == 0 && i < rec->nparts; i++) {
+			uint64_t off = (uint64_t)i * rec->part_size;
+			uint64_t len =
+			    rec->size - off < rec->part_size ? rec->size - off : rec->part_size;
+			if ((rc = push_part(w, len)) < 0)
+				break;
+			struct wpart *p = &w->parts[w->nparts - 1];
+			if (rec->part_ids[i][0]) {
+				memcpy(p->id, rec->part_ids[i], UP_ID_MAX);
+				p->sent = p->queued = true;
+				w->bytes_sent += len;
+			}
+		}
+	}
+	if (rc == 0 && rec->upload_id[0]) {
+		memcpy(w->upload_id, rec->upload_id, UP_ID_MAX);
+		w->expires_at = rec->expires_at;
+		w->state = UP_W_UPLOADING;
+		w->announced = rec->size;
+		/* a session past its hour is replaced at finish */
+		w->expired = (int64_t)time(NULL) >= rec->expires_at;
+	}
+	if (rc == 0)
+		set_meta(w, rec->filename, rec->mime_type, rec->purpose);
+	if (rc < 0) {
+		w->keep = true; /* never delete a spool we could not use */
+		up_writer_free(w);
+		return rc;
+	}
+	*out = w;
+	return 0;
 }

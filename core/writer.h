@@ -17,7 +17,8 @@ struct up_writer_config {
 	up_async *async;	/* shared part pipeline (the mount's global budget) */
 	const char *spool_path; /* created (O_EXCL) and owned by the writer */
 	uint64_t part_size;
-	uint64_t max_size; /* writes past it are -EFBIG */
+	uint64_t max_size;	  /* writes past it are -EFBIG */
+	const char *journal_path; /* its crash record; NULL: none */
 };
 
 enum up_writer_state {
@@ -40,6 +41,13 @@ struct up_writer_status {
 };
 
 int up_writer_new(const struct up_writer_config *cfg, struct up_writer **out);
+
+struct up_journal_rec;
+/* A writer for an upload a crash interrupted after its file was closed: the spool named in
+ * the record, its MD5, its session and the parts the server had acknowledged. finish then
+ * sends only the rest (or everything again in a new session if that one expired). */
+int up_writer_restore(const struct up_writer_config *cfg, const struct up_journal_rec *rec,
+		      struct up_writer **out);
 /* Waits for its parts in flight, then frees; the spool file is removed unless kept. */
 void up_writer_free(struct up_writer *w);
 

@@ -251,7 +251,9 @@ static int setup(struct uf_mount *m)
 	chmod(m->cfg.cache_dir, 0700);
 	snprintf(m->spool_dir, sizeof m->spool_dir, "%s/spool", m->cfg.cache_dir);
 	snprintf(m->content_dir, sizeof m->content_dir, "%s/content", m->cfg.cache_dir);
-	if ((rc = mkdirs(m->spool_dir)) < 0 || (rc = mkdirs(m->content_dir)) < 0) {
+	snprintf(m->journal_dir, sizeof m->journal_dir, "%s/journal", m->cfg.cache_dir);
+	if ((rc = mkdirs(m->spool_dir)) < 0 || (rc = mkdirs(m->content_dir)) < 0 ||
+	    (rc = mkdirs(m->journal_dir)) < 0) {
 		fprintf(stderr, "uploadfs: cannot create %s: %s\n", m->spool_dir, strerror(-rc));
 		return rc;
 	}
@@ -390,6 +392,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	uf_log(&m, UF_INFO, "mounted %s on %s", up_client_base(m.client), cl.mountpoint);
+	uf_recover(&m);
 	if (m.cfg.single_thread) {
 		status = fuse_session_loop(se);
 	} else {

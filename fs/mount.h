@@ -43,6 +43,7 @@ struct uf_mount {
 	char mount_abs[4096]; /* the mountpoint's absolute path */
 	char spool_dir[4096];
 	char content_dir[4096];
+	char journal_dir[4096];
 	atomic_uint_fast64_t spool_seq;
 	pthread_mutex_t list_mu; /* one listing refresh at a time */
 	pthread_mutex_t bg_mu;	 /* background uploads (-o async) still running */
@@ -58,6 +59,10 @@ void uf_log(struct uf_mount *m, enum uf_level level, const char *fmt, ...)
 
 /* The FUSE operations (fs/ops.c). */
 extern const struct fuse_lowlevel_ops uf_ops;
+
+/* After a crash: finishes the uploads the journal says were closed, cancels the ones that
+ * were still being written, removes spool files nothing refers to. Runs at mount. */
+void uf_recover(struct uf_mount *m);
 
 /* xattrs (fs/xattr.c); tree lock held by none of them on entry. */
 void uf_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);

@@ -3,6 +3,8 @@
  * in docs/SEMANTICS.md. */
 #include "mount.h"
 
+#include "journal.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -118,6 +120,7 @@ static int refresh(struct uf_mount *m, bool force)
 		m->listed_at = now_s();
 	} else {
 		uf_log(m, UF_WARN, "listing the remote files failed: %s", err.message);
+		m->listed_at = now_s(); /* keep the last listing; try again after the TTL */
 	}
 	pthread_mutex_unlock(&m->list_mu);
 	return rc;
@@ -153,15 +156,19 @@ static void persist_attrs(struct uf_mount *m, struct uf_node *n)
 
 static int new_writer(struct uf_mount *m, struct uf_node *n)
 {
-	char path[4200];
+	/* unique across restarts too: the journal of an earlier run may still name a spool */
+	char name[96], path[4200], journal[4300];
 	uint64_t seq = atomic_fetch_add(&m->spool_seq, 1);
-	snprintf(path, sizeof path, "%s/%d-%llu", m->spool_dir, (int)getpid(),
+	snprintf(name, sizeof name, "%llx-%d-%llu", (unsigned long long)time(NULL), (int)getpid(),
 		 (unsigned long long)seq);
+	snprintf(path, sizeof path, "%s/%s", m->spool_dir, name);
+	snprintf(journal, sizeof journal, "%s/%s.json", m->journal_dir, name);
 	struct up_writer_config wc = {.client = m->client,
 				      .async = m->async,
 				      .spool_path = path,
 				      .part_size = m->cfg.part_size,
-				      .max_size = m->cfg.max_file_size};
+				      .max_size = m->cfg.max_file_size,
+				      .journal_path = journal};
 	int rc = up_writer_new(&wc, &n->w);
 	if (rc < 0) {
 		uf_log(m, UF_ERROR, "cannot create a spool file in %s: %s", m->spool_dir,
@@ -1089,6 +1096,121 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	(void)ino;
 	(void)mask;
 	fuse_reply_err(req, 0);
+}
+
+/* ---- after a crash ---- */
+
+static bool in_list(char **list, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], s) == 0)
+			return true;
+	return false;
+}
+
+/* Resumes one journal record; returns the spool it keeps, or NULL. */
+static char *recover_one(struct uf_mount *m, const char *record)
+{
+	struct up_journal_rec r;
+	if (up_journal_read(record, &r) < 0) {
+		char aside[4400];
+		snprintf(aside, sizeof aside, "%s.corrupt", record);
+		rename(record, aside);
+		uf_log(m, UF_WARN, "damaged journal record %s set aside", record);
+		return NULL;
+	}
+	if (!r.md5[0]) {
+		/* the file was still being written when the daemon stopped: it never closed,
+		 * so nothing of it was promised; its session must not linger on the server */
+		if (r.upload_id[0]) {
+			struct up_upload u = {0};
+			struct up_error e;
+			up_upload_cancel(m->client, r.upload_id, &u, &e);
+			up_upload_clear(&u);
+		}
+		uf_log(m, UF_WARN,
+		       "%s was still being written when uploadfs stopped; its "
+		       "upload %s is cancelled",
+		       r.filename, r.upload_id[0] ? r.upload_id : "");
+		unlink(r.spool);
+		unlink(record);
+		up_journal_rec_clear(&r);
+		return NULL;
+	}
+	struct up_writer_config wc = {.client = m->client,
+				      .async = m->async,
+				      .spool_path = r.spool,
+				      .part_size = r.part_size,
+				      .max_size = m->cfg.max_file_size,
+				      .journal_path = record};
+	struct up_writer *w = NULL;
+	int rc = up_writer_restore(&wc, &r, &w);
+	if (rc < 0) {
+		uf_log(m, UF_ERROR, "cannot resume the upload of %s: %s", r.filename,
+		       strerror(-rc));
+		up_journal_rec_clear(&r);
+		return NULL;
+	}
+	pthread_mutex_lock(&m->tree.mu);
+	struct uf_node *n = uf_tree_place(&m->tree, r.filename);
+	if (n) {
+		n->w = w;
+		n->upload_on_close = true;
+		n->status = UF_UPLOADING;
+		n->x_purpose = strdup(r.purpose);
+		n->x_mime = strdup(r.mime_type);
+	}
+	pthread_mutex_unlock(&m->tree.mu);
+	if (!n) {
+		uf_log(m, UF_ERROR, "cannot resume %s: the name is taken", r.filename);
+		up_writer_free(w);
+		up_journal_rec_clear(&r);
+		return NULL;
+	}
+	uf_log(m, UF_INFO, "resuming the upload of %s (%llu bytes)", r.filename,
+	       (unsigned long long)r.size);
+	finish_async(m, n);
+	char *keep = strdup(r.spool);
+	up_journal_rec_clear(&r);
+	return keep;
+}
+
+void uf_recover(struct uf_mount *m)
+{
+	char **kept = NULL;
+	size_t nkept = 0;
+	DIR *d = opendir(m->journal_dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		if (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
+			continue;
+		char record[4300];
+		snprintf(record, sizeof record, "%s/%s", m->journal_dir, de->d_name);
+		char *spool = recover_one(m, record);
+		char **nk = spool ? realloc(kept, (nkept + 1) * sizeof *kept) : NULL;
+		if (nk) {
+			kept = nk;
+			kept[nkept++] = spool;
+		} else {
+			free(spool);
+		}
+	}
+	if (d)
+		closedir(d);
+	/* spool files no record names: files never closed, nothing promised */
+	if ((d = opendir(m->spool_dir))) {
+		while ((de = readdir(d))) {
+			char path[4400];
+			snprintf(path, sizeof path, "%s/%s", m->spool_dir, de->d_name);
+			if (de->d_name[0] != '.' && !in_list(kept, nkept, path))
+				unlink(path);
+		}
+		closedir(d);
+	}
+	for (size_t i = 0; i < nkept; i++)
+		free(kept[i]);
+	free(kept);
 }
 
 const struct fuse_lowlevel_ops uf_ops = {

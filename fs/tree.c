@@ -231,6 +231,24 @@ static struct uf_node *dir_for(struct uf_tree *t, char *path)
 	return d;
 }
 
+struct uf_node *uf_tree_place(struct uf_tree *t, const char *path)
+{
+	char *copy = strdup(path);
+	if (!copy)
+		return NULL;
+	char *slash = strrchr(copy, '/');
+	const char *base = slash ? slash + 1 : copy;
+	struct uf_node *dir = t->root, *n = NULL;
+	if (slash) {
+		*slash = '\0';
+		dir = dir_for(t, copy);
+	}
+	if (dir && *base && !uf_tree_child(dir, base))
+		n = uf_tree_new(t, dir, base, UF_FILE, 0644);
+	free(copy);
+	return n;
+}
+
 static bool claimed(const struct uf_node *dir, const char *name, uint64_t gen,
 		    const struct uf_node *self)
 {

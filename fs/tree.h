@@ -90,6 +90,9 @@ void uf_tree_maybe_free(struct uf_tree *t, struct uf_node *n);
 char *uf_tree_path(const struct uf_node *n);
 void uf_tree_stat(const struct uf_node *n, struct stat *st);
 
+/* A file node at path ("a/b/c"), with its directories; NULL if the name is taken. */
+struct uf_node *uf_tree_place(struct uf_tree *t, const char *path);
+
 /* Merges the remote listing (newest first). */
 void uf_tree_merge(struct uf_tree *t, const struct up_file_list *l);
 

@@ -1,0 +1,131 @@
+#include "journal.h"
+
+#include "api.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int up_journal_write(const char *path, const struct up_journal_rec *r)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "version", json_object_new_int(1));
+	json_object_object_add(o, "filename", json_object_new_string(r->filename));
+	json_object_object_add(o, "mime_type", json_object_new_string(r->mime_type));
+	json_object_object_add(o, "purpose", json_object_new_string(r->purpose));
+	json_object_object_add(o, "spool", json_object_new_string(r->spool));
+	json_object_object_add(o, "size", json_object_new_int64((int64_t)r->size));
+	json_object_object_add(o, "part_size", json_object_new_int64((int64_t)r->part_size));
+	json_object_object_add(o, "upload_id", json_object_new_string(r->upload_id));
+	json_object_object_add(o, "expires_at", json_object_new_int64(r->expires_at));
+	json_object_object_add(o, "md5", json_object_new_string(r->md5));
+	json_object *parts = json_object_new_array_ext((int)r->nparts);
+	for (size_t i = 0; i < r->nparts; i++)
+		json_object_array_add(parts, json_object_new_string(r->part_ids[i]));
+	json_object_object_add(o, "parts", parts);
+
+	char tmp[4200];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		rc = -errno;
+	size_t len = 0;
+	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+	for (size_t done = 0; rc == 0 && done < len;) {
+		ssize_t n = write(fd, s + done, len - done);
+		if (n < 0 && errno != EINTR)
+			rc = -errno;
+		else if (n > 0)
+			done += (size_t)n;
+	}
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	if (fd >= 0 && close(fd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc < 0)
+		unlink(tmp);
+	json_object_put(o);
+	return rc;
+}
+
+static char *dup_str(json_object *o, const char *k)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return strdup(json_object_get_string(v));
+}
+
+static bool get_u64(json_object *o, const char *k, uint64_t *out)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_int) ||
+	    json_object_get_int64(v) < 0)
+		return false;
+	*out = (uint64_t)json_object_get_int64(v);
+	return true;
+}
+
+int up_journal_read(const char *path, struct up_journal_rec *r)
+{
+	memset(r, 0, sizeof *r);
+	json_object *o = json_object_from_file(path), *v, *parts;
+	int rc = -EBADMSG;
+	uint64_t exp = 0;
+	if (!o || !json_object_is_type(o, json_type_object))
+		goto out;
+	r->filename = dup_str(o, "filename");
+	r->mime_type = dup_str(o, "mime_type");
+	r->purpose = dup_str(o, "purpose");
+	r->spool = dup_str(o, "spool");
+	char *id = dup_str(o, "upload_id"), *md5 = dup_str(o, "md5");
+	bool ok = r->filename && r->mime_type && r->purpose && r->spool && id && md5 &&
+		  get_u64(o, "size", &r->size) && get_u64(o, "part_size", &r->part_size) &&
+		  r->part_size > 0 && get_u64(o, "expires_at", &exp) &&
+		  (!id[0] || up_id_valid(id)) && (strlen(md5) == 0 || strlen(md5) == 32) &&
+		  json_object_object_get_ex(o, "parts", &parts) &&
+		  json_object_is_type(parts, json_type_array);
+	if (ok) {
+		snprintf(r->upload_id, sizeof r->upload_id, "%s", id);
+		snprintf(r->md5, sizeof r->md5, "%s", md5);
+		r->expires_at = (int64_t)exp;
+		r->nparts = json_object_array_length(parts);
+		/* the record must describe exactly the parts of its size */
+		ok = r->nparts == (r->size + r->part_size - 1) / r->part_size;
+	}
+	free(id);
+	free(md5);
+	if (ok && !(r->part_ids = calloc(r->nparts ? r->nparts : 1, sizeof *r->part_ids)))
+		ok = false;
+	for (size_t i = 0; ok && i < r->nparts; i++) {
+		v = json_object_array_get_idx(parts, i);
+		const char *p = json_object_get_string(v);
+		if (!json_object_is_type(v, json_type_string) || (p[0] && !up_id_valid(p)))
+			ok = false;
+		else
+			snprintf(r->part_ids[i], UP_ID_MAX, "%s", p);
+	}
+	if (ok)
+		rc = 0;
+out:
+	json_object_put(o);
+	if (rc < 0)
+		up_journal_rec_clear(r);
+	return rc;
+}
+
+void up_journal_rec_clear(struct up_journal_rec *r)
+{
+	free(r->filename);
+	free(r->mime_type);
+	free(r->purpose);
+	free(r->spool);
+	free(r->part_ids);
+	memset(r, 0, sizeof *r);
+}

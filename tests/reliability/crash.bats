@@ -1,0 +1,116 @@
+#!/usr/bin/env bats
+# kill -9 of the daemon mid-upload, then a remount: the journal under cache_dir finishes
+# what was closed, without re-sending acknowledged parts, and cancels what was not.
+
+load ../lib/mount
+
+setup() {
+	head -c 8388608 /dev/urandom >"$BATS_TEST_TMPDIR/src"
+}
+
+teardown() {
+	fs_teardown
+}
+
+# crash_mid_upload: cp in the background, kill -9 the daemon once 3 parts are acknowledged.
+crash_mid_upload() {
+	cp "$BATS_TEST_TMPDIR/src" "$MNT/f.bin" 2>/dev/null &
+	cpid=$!
+	for i in $(seq 200); do
+		sent=$(xattr "$MNT/f.bin" user.upload.bytes_sent || echo 0)
+		[ "${sent:-0}" -ge 3145728 ] && break
+		sleep 0.05
+	done
+	[ "$sent" -ge 3145728 ]
+	kill -9 "$FS_PID"
+	wait "$FS_PID" 2>/dev/null || true
+	FS_PID=
+	wait "$cpid" || true
+	fusermount3 -u "$MNT"
+	[ -n "$(ls "$CACHE/journal")" ]
+}
+
+wait_remote() { # NAME: until the server lists it
+	for i in $(seq 200); do
+		[ "$(remote_json "$1")" != null ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+@test "kill -9 mid-upload: a remount resumes without re-sending acknowledged parts" {
+	FS_ALLOW='.'
+	ALLOW_LOG='incomplete request'
+	fs_setup --latency-ms 250 --log-requests "$BATS_TEST_TMPDIR/req.log"
+	mount_fs -o part_size=1M,parallel=1
+	crash_mid_upload
+	acked=$(grep -c '/parts","status":200' "$BATS_TEST_TMPDIR/req.log" || true)
+	mount_fs -o part_size=1M,parallel=1
+	wait_remote f.bin
+	grep -q 'resuming the upload of f.bin' "$BATS_TEST_TMPDIR/fs.log"
+	[ "$(remote_md5 f.bin)" = "$(md5_of "$BATS_TEST_TMPDIR/src")" ]
+	umount_fs
+	stop_server
+	# one session only, and the parts sent before the crash were not sent again: 8 parts
+	# in all, plus at most the one that was in flight when the daemon died
+	[ "$(grep -c '"path":"\\/v1\\/uploads"' "$BATS_TEST_TMPDIR/req.log")" = 1 ]
+	total=$(grep -c '/parts","status":200' "$BATS_TEST_TMPDIR/req.log")
+	[ "$acked" -ge 3 ]
+	[ "$total" -le 9 ]
+	[ -z "$(ls "$CACHE/journal")" ]
+	[ -z "$(ls "$CACHE/spool")" ]
+}
+
+@test "a session that expired while the daemon was down is made again" {
+	FS_ALLOW='.'
+	ALLOW_LOG='incomplete request'
+	fs_setup --latency-ms 250 --expire-seconds 4 --log-requests "$BATS_TEST_TMPDIR/req.log"
+	mount_fs -o part_size=1M,parallel=1
+	crash_mid_upload
+	sleep 4.5
+	mount_fs -o part_size=1M,parallel=1
+	wait_remote f.bin
+	[ "$(remote_md5 f.bin)" = "$(md5_of "$BATS_TEST_TMPDIR/src")" ]
+	stop_server
+	[ "$(grep -c '"path":"\\/v1\\/uploads"' "$BATS_TEST_TMPDIR/req.log")" = 2 ]
+}
+
+@test "a file still open at the crash is not uploaded; its session is cancelled and reported" {
+	FS_ALLOW='still being written when uploadfs stopped'
+	ALLOW_LOG='incomplete request'
+	fs_setup
+	mount_fs -o part_size=1M
+	python3 - "$MNT/open.bin" "$FS_PID" <<'PY'
+import os, signal, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.ftruncate(fd, 4 * 1024 * 1024)      # a session exists from here
+os.write(fd, b"z" * (2 * 1024 * 1024))
+os.fsync(fd)
+os.kill(int(sys.argv[2]), signal.SIGKILL)
+time.sleep(0.2)
+try:
+    os.close(fd)
+except OSError:
+    pass
+PY
+	wait "$FS_PID" 2>/dev/null || true
+	FS_PID=
+	fusermount3 -u "$MNT"
+	mount_fs -o part_size=1M
+	grep -q 'open.bin was still being written when uploadfs stopped' "$BATS_TEST_TMPDIR/fs.log"
+	[ "$(remote_count)" = 0 ]
+	[ -z "$(ls "$CACHE/spool")" ]
+	stop_server
+	grep -l '"status":"cancelled"' "$SRV_DATA"/uploads/*.json
+}
+
+@test "a torn journal record is set aside and never stops the mount" {
+	FS_ALLOW='damaged journal record'
+	fs_setup
+	mkdir -p "$BATS_TEST_TMPDIR/cache/journal"
+	printf '{"filename":"x", "size":' >"$BATS_TEST_TMPDIR/cache/journal/torn.json"
+	mount_fs
+	echo ok >"$MNT/after.txt"
+	[ "$(remote_count)" = 1 ]
+	[ -f "$CACHE/journal/torn.json.corrupt" ]
+}
