@@ -239,6 +239,10 @@ static int on_seek(void *ud, curl_off_t offset, int origin)
 
 struct attempt {
 	struct up_http_resp *resp;
+	unsigned timeout;
+	double last_move; /* when a byte last moved, either way */
+	curl_off_t last_dl, last_ul;
+	bool stalled;
 	int out_fd;
 	bool too_big;
 	int write_err;
@@ -313,6 +317,35 @@ static size_t on_write(char *buf, size_t size, size_t nitems, void *ud)
 	return n;
 }
 
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The stall timeout: no byte moved in either direction for `timeout` seconds. (libcurl's
+ * LOW_SPEED averages over time, so a small body sent at once hides a silent server.) */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	(void)dltotal;
+	(void)ultotal;
+	struct attempt *a = ud;
+	double now = mono_s();
+	if (dlnow != a->last_dl || ulnow != a->last_ul || a->last_move == 0) {
+		a->last_dl = dlnow;
+		a->last_ul = ulnow;
+		a->last_move = now;
+		return 0;
+	}
+	if (now - a->last_move >= (double)a->timeout) {
+		a->stalled = true;
+		return 1;
+	}
+	return 0;
+}
+
 /* The status is needed before the body arrives, to know where the body goes. */
 static size_t on_header_status(char *buf, size_t size, size_t nitems, void *ud)
 {
@@ -364,8 +397,9 @@ static CURLcode perform(struct up_http *h, CURL *e, const struct up_http_req *r,
 	/* A stall timeout, not a total one: an 8 GiB part stream may take long, a silent
 	 * peer may not. */
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)h->timeout);
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)h->timeout);
+	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(e, CURLOPT_XFERINFODATA, a);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header_status);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, a);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
@@ -460,7 +494,7 @@ int up_http_do(struct up_http *h, const struct up_http_req *r, struct up_http_re
 
 	int rc = 0;
 	for (unsigned attempt = 0;; attempt++) {
-		struct attempt a = {.resp = resp, .out_fd = r->out_fd};
+		struct attempt a = {.resp = resp, .out_fd = r->out_fd, .timeout = h->timeout};
 		struct source_ctx src = {.src = r->part};
 		struct timespec t0, t1;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -480,6 +514,11 @@ int up_http_do(struct up_http *h, const struct up_http_req *r, struct up_http_re
 						    up_http_secret(h));
 			retry = up_retry_status(resp->status,
 						a.should_retry[0] ? a.should_retry : NULL);
+		} else if (a.stalled) {
+			rc = up_error_set(err, -ETIMEDOUT, 0,
+					  "no progress for %u s (the server stalled): timed out",
+					  h->timeout);
+			retry = true;
 		} else if (a.too_big) {
 			rc = up_error_set(err, -EPROTO, resp->status,
 					  "the server's answer to %s %s is larger than %u bytes",
@@ -494,8 +533,8 @@ int up_http_do(struct up_http *h, const struct up_http_req *r, struct up_http_re
 					  strerror(src.err));
 			retry = false;
 		} else {
-			rc = up_error_set(err, up_errno_for_curl(code), 0, "%s %s: %s", r->method,
-					  r->path, curl_easy_strerror(code));
+			rc = up_error_set(err, up_errno_for_curl(code), 0, "%s",
+					  curl_easy_strerror(code));
 			retry = up_retry_curl(code);
 		}
 		if (!retry || attempt >= (unsigned)h->retries ||

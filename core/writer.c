@@ -380,6 +380,10 @@ int up_writer_write(struct up_writer *w, const void *buf, size_t len, uint64_t o
 		char msg[160];
 		snprintf(msg, sizeof msg, "writing the spool: %s", strerror(-rc));
 		latch(w, rc, msg);
+		/* a file that cannot be complete will never be sent: give its space back so
+		 * the other files of the mount can go on (cache_dir full) */
+		if (rc == -ENOSPC && ftruncate(w->fd, 0) == 0)
+			w->state = w->state == UP_W_PENDING ? UP_W_FAILED : w->state;
 	}
 	if (rc == 0) {
 		if (off + len > w->size)

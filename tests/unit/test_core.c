@@ -620,6 +620,11 @@ CASE(a_silent_server_is_a_stall_timeout)
 	double t0 = now();
 	CHECK(up_files_list(c, NULL, &l, &err) == -ETIMEDOUT);
 	CHECK(now() - t0 < 3.5);
+	/* a POST whose small body went out at once is caught too */
+	struct up_upload up;
+	t0 = now();
+	CHECK(up_upload_create(c, 1, "a", "x", "batch", &up, &err) == -ETIMEDOUT);
+	CHECK(now() - t0 < 3.5 && strstr(err.message, "stalled"));
 	up_client_free(c);
 	fixture_stop(&f);
 }

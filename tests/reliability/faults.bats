@@ -1,0 +1,108 @@
+#!/usr/bin/env bats
+# Faults: a flaky server (500s, 429s, dropped connections), a server that stalls, a server
+# that goes away and comes back, and a full cache_dir.
+
+load ../lib/mount
+
+teardown() {
+	if [ -n "${SMALL:-}" ] && grep -q " $SMALL " /proc/mounts; then
+		umount_fs
+		umount "$SMALL"
+	fi
+	fs_teardown
+}
+
+@test "200 files from 1 KiB to 200 MiB at a 20% fault rate: each is whole on the server or its cp failed" {
+	FS_ALLOW='retry|upload of .* failed|part [0-9]+'
+	ALLOW_LOG='incomplete request'
+	fs_setup --fail-rate 0.2 --seed 3
+	mount_fs -o retries=10
+	src=$BATS_TEST_TMPDIR/src
+	mkdir -p "$src"
+	# 190 files spread from 1 KiB to 1 MiB, and 10 from 20 MiB to 200 MiB
+	for i in $(seq 0 189); do
+		head -c $((1024 * (1 << (i / 19)) + i * 37)) /dev/urandom >"$src/s$i"
+	done
+	for i in $(seq 1 10); do
+		head -c $((20 * i * 1048576 + i)) /dev/urandom >"$src/b$i"
+	done
+	ok=0 failed=0
+	for f in "$src"/*; do
+		name=$(basename "$f")
+		if cp "$f" "$MNT/$name" 2>/dev/null; then
+			[ "$(remote_md5 "$name")" = "$(md5_of "$f")" ] || { echo "wrong bytes: $name" >&2; return 1; }
+			ok=$((ok + 1))
+		else
+			[ "$(xattr "$MNT/$name" user.upload.status)" = failed ]
+			failed=$((failed + 1))
+		fi
+	done
+	echo "# $ok completed, $failed failed" >&3
+	[ $((ok + failed)) = 200 ]
+	[ "$ok" -ge 190 ]
+	# never a duplicate: one file per completed copy
+	[ "$(remote_count)" = "$ok" ]
+}
+
+@test "a server that stalls mid-request is caught by the stall timeout" {
+	FS_ALLOW='retry|upload of .* failed|timed out|Timeout'
+	fs_setup
+	mount_fs -o timeout=1,retries=1
+	# the same server comes back, now answering after 4 s
+	port=${BASE##*:}
+	port=${port%/v1}
+	stop_server
+	"$SERVER" --listen "127.0.0.1:$port" --data "$SRV_DATA" --latency-ms 4000 \
+		>"$BATS_TEST_TMPDIR/srv2.out" 2>>"$BATS_TEST_TMPDIR/srv.err" &
+	SRV_PID=$!
+	sleep 0.3
+	echo data >"$BATS_TEST_TMPDIR/x"
+	run cp "$BATS_TEST_TMPDIR/x" "$MNT/x"
+	[ "$status" != 0 ]
+	[[ "$output" == *"timed out"* ]]
+	[ "$(xattr "$MNT/x" user.upload.status)" = failed ]
+	[[ "$(xattr "$MNT/x" user.upload.error)" == *"imeout"* || "$(xattr "$MNT/x" user.upload.error)" == *"timed out"* ]]
+}
+
+@test "the server goes away during a copy and comes back: the copy completes" {
+	FS_ALLOW='retry'
+	ALLOW_LOG='incomplete request'
+	fs_setup --latency-ms 100
+	port=${BASE##*:}
+	port=${port%/v1}
+	mount_fs -o part_size=1M,parallel=1,retries=8
+	head -c 6000000 /dev/urandom >"$BATS_TEST_TMPDIR/y"
+	cp "$BATS_TEST_TMPDIR/y" "$MNT/y" &
+	cpid=$!
+	sleep 0.8
+	stop_server
+	sleep 1.5
+	SRV_DATA=$BATS_TEST_TMPDIR/data
+	"$SERVER" --listen "127.0.0.1:$port" --data "$SRV_DATA" --allow-downloads \
+		>"$BATS_TEST_TMPDIR/srv2.out" 2>>"$BATS_TEST_TMPDIR/srv.err" &
+	SRV_PID=$!
+	wait "$cpid"
+	[ "$(remote_md5 y)" = "$(md5_of "$BATS_TEST_TMPDIR/y")" ]
+}
+
+@test "cache_dir full: the write fails with ENOSPC, that file is failed, the mount goes on" {
+	FS_ALLOW='No space left|write to big failed'
+	fs_setup
+	SMALL=$BATS_TEST_TMPDIR/small
+	mkdir -p "$SMALL"
+	mount -t tmpfs -o size=6m tmpfs "$SMALL"
+	CACHE=$SMALL/cache
+	mount_fs -o part_size=1M
+	echo before >"$MNT/before.txt"
+	head -c 10000000 /dev/urandom >"$BATS_TEST_TMPDIR/big"
+	run cp "$BATS_TEST_TMPDIR/big" "$MNT/big"
+	[ "$status" != 0 ]
+	[[ "$output" == *"No space left on device"* ]]
+	[ "$(xattr "$MNT/big" user.upload.status)" = failed ]
+	[[ "$(xattr "$MNT/big" user.upload.error)" == *"No space left"* ]]
+	# nothing else is lost, and the mount keeps working
+	echo after >"$MNT/after.txt"
+	[ "$(remote_md5 before.txt)" = "$(echo before | md5sum | cut -d' ' -f1)" ]
+	[ "$(remote_md5 after.txt)" = "$(echo after | md5sum | cut -d' ' -f1)" ]
+	[ "$(remote_json big)" = null ]
+}
