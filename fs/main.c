@@ -51,8 +51,10 @@ static void client_log(void *ud, enum up_log_level level, const char *line)
 struct raw_opts {
 	char *api_base, *api_key_file, *purpose, *part_size, *parallel, *cache_dir, *retries,
 	    *timeout, *max_file_size, *uid, *gid, *umask, *api_key;
-	int async_close, allow_http;
+	int async_close, allow_http, allow_other;
 };
+
+enum { KEY_ALLOW_OTHER = 1 };
 
 #define OPT(t, f)                                                                                  \
 	{                                                                                          \
@@ -74,8 +76,20 @@ static const struct fuse_opt opt_table[] = {
     OPT("umask=%s", umask),
     {"async", offsetof(struct raw_opts, async_close), 1},
     {"allow_http", offsetof(struct raw_opts, allow_http), 1},
+    FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
     FUSE_OPT_END,
 };
+
+/* allow_other is kept for libfuse, and noted: others may then see the mount, so the
+ * kernel must check permissions (default_permissions). */
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	(void)arg;
+	(void)outargs;
+	if (key == KEY_ALLOW_OTHER)
+		((struct raw_opts *)data)->allow_other = 1;
+	return 1;
+}
 
 static void usage(const char *prog)
 {
@@ -332,7 +346,7 @@ int main(int argc, char *argv[])
 	pthread_mutex_init(&m.bg_mu, NULL);
 	pthread_cond_init(&m.bg_cv, NULL);
 
-	if (fuse_opt_parse(&args, &raw, opt_table, NULL) < 0 ||
+	if (fuse_opt_parse(&args, &raw, opt_table, opt_proc) < 0 ||
 	    fuse_parse_cmdline(&args, &cl) != 0) {
 		status = 2;
 		goto out;
@@ -373,7 +387,8 @@ int main(int argc, char *argv[])
 	if (setup(&m) < 0)
 		goto out;
 	/* shows as "uploadfs ... fuse.uploadfs" in /proc/mounts, like mount -t fuse.uploadfs */
-	if (fuse_opt_add_arg(&args, "-osubtype=uploadfs,fsname=uploadfs") < 0)
+	if (fuse_opt_add_arg(&args, "-osubtype=uploadfs,fsname=uploadfs") < 0 ||
+	    (raw.allow_other && fuse_opt_add_arg(&args, "-odefault_permissions") < 0))
 		goto out;
 	se = fuse_session_new(&args, &uf_ops, sizeof uf_ops, &m);
 	if (!se)

@@ -47,6 +47,11 @@ mkdir -p build
 build build || { echo "0 passed, 1 failed"; exit 1; }
 mkdir -p "$log"
 run_suite release build
+# valgrind over a server and a mount session (release build: valgrind cannot run ASan's)
+echo "== release: valgrind"
+UPLOADFS_BUILD=$top/build bats --tap tests/valgrind >"$log/release-valgrind.txt" 2>&1
+grep -E '^not ok' -A 30 "$log/release-valgrind.txt" | head -n 100
+count_tap "$log/release-valgrind.txt"
 
 # The same suites under AddressSanitizer and UBSan: any report fails the run.
 export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0
@@ -59,6 +64,31 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
 		failed=$((failed + 1))
 	fi
 else
+	failed=$((failed + 1))
+fi
+
+# A short run of each libFuzzer harness (clang, ASan+UBSan); tests/fuzz/README.md has the
+# long one. Each harness is one test: it fails on any crash, leak or sanitizer report.
+echo "== fuzz"
+if [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true \
+	-Db_sanitize=address,undefined -Db_lundef=false >"$log/fuzz-setup.txt" 2>&1; then
+	meson compile -C build-fuzz >"$log/fuzz-build.txt" 2>&1 || cat "$log/fuzz-build.txt"
+	for t in response server_json input; do
+		work=$(mktemp -d)
+		cp tests/fuzz/corpus/$t/* "$work/"
+		if (cd "$work" && "$top/build-fuzz/tests/fuzz/fuzz_$t" -max_total_time="${FUZZ_SECONDS:-15}" \
+			-max_len=4096 "$work" >"$log/fuzz-$t.txt" 2>&1); then
+			echo "ok fuzz_$t ($(grep -o 'Done [0-9]* runs' "$log/fuzz-$t.txt"))"
+			passed=$((passed + 1))
+		else
+			echo "not ok fuzz_$t"
+			tail -n 40 "$log/fuzz-$t.txt"
+			failed=$((failed + 1))
+		fi
+		rm -rf "$work"
+	done
+else
+	cat "$log/fuzz-setup.txt"
 	failed=$((failed + 1))
 fi
 

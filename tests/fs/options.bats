@@ -91,3 +91,14 @@ refused() { # OPTS WORD: uploadfs -o OPTS refuses to mount, saying WORD
 	[ "$(xattr "$MNT/big" user.upload.status)" = failed ]
 	[ "$(remote_count)" = 0 ]
 }
+
+@test "allow_other only when asked, and then with default_permissions" {
+	mount_fs
+	! grep " $MNT " /proc/mounts | grep -q allow_other
+	umount_fs
+	mount_fs -o allow_other
+	grep " $MNT " /proc/mounts | grep -q allow_other
+	grep " $MNT " /proc/mounts | grep -q default_permissions
+	echo x >"$MNT/f.txt"
+	[ "$(remote_count)" = 1 ]
+}

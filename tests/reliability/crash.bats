@@ -114,3 +114,17 @@ PY
 	[ "$(remote_count)" = 1 ]
 	[ -f "$CACHE/journal/torn.json.corrupt" ]
 }
+
+@test "a damaged state store is set aside and never stops the mount" {
+	FS_ALLOW='was damaged; set aside'
+	fs_setup
+	mkdir -p "$BATS_TEST_TMPDIR/cache"
+	printf '{"files": {"file-x": {"mode":' >"$BATS_TEST_TMPDIR/cache/state.json"
+	mount_fs
+	grep -q 'state.json was damaged' "$BATS_TEST_TMPDIR/fs.log"
+	[ -f "$CACHE/state.json.corrupt" ]
+	mkdir "$MNT/d"
+	umount_fs
+	mount_fs
+	[ -d "$MNT/d" ]
+}
