@@ -2,6 +2,7 @@
 
 #include "ids.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
@@ -389,6 +390,11 @@ static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *
 	struct req *r = cls;
 	if (r->failed)
 		return MHD_YES; /* drain the rest, answer the error at the end */
+	if (!key) {
+		/* a part whose Content-Disposition has no name (found by fuzz_server_http) */
+		fail(r, 400, NULL, "A multipart/form-data field has no name.");
+		return MHD_YES;
+	}
 	if (r->route == R_PART) {
 		if (strcmp(key, "data") == 0)
 			blob_data(r, data, off, size, r->h->cfg.max_part_bytes, "data");
@@ -775,20 +781,30 @@ int srv_http_start(const struct srv_http_config *cfg, struct srv_store *st, stru
 		sha256(cfg->api_key, strlen(cfg->api_key), h->key_hash);
 	unsigned flags =
 	    MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
-	if (cfg->addr->sa_family == AF_INET6)
+	if (!cfg->addr)
+		flags |=
+		    MHD_USE_NO_LISTEN_SOCKET; /* connections come from srv_http_add_connection */
+	else if (cfg->addr->sa_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	h->d = MHD_start_daemon(
-	    flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-	    MHD_OPTION_SOCK_ADDR, cfg->addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)(256u << 10), MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_END);
+	struct MHD_OptionItem opts[] = {
+	    {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
+	    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h},
+	    {MHD_OPTION_CONNECTION_TIMEOUT, 300, NULL},
+	    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 256 << 10, NULL},
+	    {MHD_OPTION_CONNECTION_LIMIT, 1000, NULL},
+	    {cfg->addr ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, 0, (void *)cfg->addr},
+	    {MHD_OPTION_END, 0, NULL},
+	};
+	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_ARRAY, opts,
+				MHD_OPTION_END);
 	if (!h->d) {
 		int e = errno ? errno : EADDRINUSE;
 		pthread_mutex_destroy(&h->mu);
 		free(h);
 		return -e;
 	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+	const union MHD_DaemonInfo *info =
+	    cfg->addr ? MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT) : NULL;
 	*port = info ? info->port : 0;
 	*out = h;
 	return 0;
@@ -801,4 +817,12 @@ void srv_http_stop(struct srv_http *h)
 	MHD_stop_daemon(h->d);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
+}
+
+int srv_http_add_connection(struct srv_http *h, int fd)
+{
+	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+	return MHD_add_connection(h->d, fd, (const struct sockaddr *)&peer, sizeof peer) == MHD_YES
+		   ? 0
+		   : -EIO;
 }

@@ -21,7 +21,7 @@ enum srv_fail_kind {
 };
 
 struct srv_http_config {
-	const struct sockaddr *addr; /* where to listen (port 0: any free port) */
+	const struct sockaddr *addr; /* where to listen (port 0: any free port); NULL: nowhere */
 	socklen_t addrlen;
 	const char *api_key; /* NULL: no key required */
 	double fail_rate;    /* fraction of part/complete requests that fail */
@@ -39,5 +39,8 @@ struct srv_http_config {
 int srv_http_start(const struct srv_http_config *cfg, struct srv_store *st, struct srv_http **out,
 		   unsigned *port);
 void srv_http_stop(struct srv_http *h);
+
+/* Serves a connection made elsewhere (a socketpair: the fuzz harness). */
+int srv_http_add_connection(struct srv_http *h, int fd);
 
 #endif

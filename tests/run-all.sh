@@ -73,7 +73,7 @@ echo "== fuzz"
 if [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true \
 	-Db_sanitize=address,undefined -Db_lundef=false >"$log/fuzz-setup.txt" 2>&1; then
 	meson compile -C build-fuzz >"$log/fuzz-build.txt" 2>&1 || cat "$log/fuzz-build.txt"
-	for t in response server_json input; do
+	for t in response server_json server_http input; do
 		work=$(mktemp -d)
 		cp tests/fuzz/corpus/$t/* "$work/"
 		if (cd "$work" && "$top/build-fuzz/tests/fuzz/fuzz_$t" -max_total_time="${FUZZ_SECONDS:-15}" \

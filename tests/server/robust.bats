@@ -359,3 +359,15 @@ teardown() {
 	jq -e '.headers.authorization == "[REDACTED]" and .headers["x-portkey-api-key"] == "[REDACTED]" and .headers["x-portkey-provider"] == "openai"' <<<"$first"
 	[ "$(tail -n1 "$BATS_TEST_TMPDIR/req.log" | jq .status)" = 404 ]
 }
+
+@test "a multipart field without a name is 400, not a crash (found by fuzz_server_http)" {
+	start_server
+	up=$(new_upload 5)
+	for path in /files "/uploads/$up/parts"; do
+		printf -- '--XY\r\nContent-Disposition: form-data; filename="a"\r\n\r\nhello\r\n--XY--\r\n' >"$BATS_TEST_TMPDIR/body"
+		api POST "$path" -H 'Content-Type: multipart/form-data; boundary=XY' --data-binary @"$BATS_TEST_TMPDIR/body"
+		assert_error 400
+	done
+	api GET /files
+	[ "$code" = 200 ]
+}
