@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# uploadfs benchmarks: each uploadfs figure next to its baseline, measured in the same run
+# on loopback (the machine is shared and noisy: read the ratios). Not part of CI.
+#
+#   bash bench/run.sh                 # the full run (2 GiB, 1 GiB, 1000 files, 4 GiB)
+#   LARGE=512M STREAM=256M SMALL=200 MEM=1G RUNS=1 bash bench/run.sh    # a quick one
+#
+# Prints one markdown table; each figure is the median of RUNS runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+LARGE=${LARGE:-2G}
+STREAM=${STREAM:-1G}
+SMALL=${SMALL:-1000}
+MEM=${MEM:-4G}
+RUNS=${RUNS:-3}
+RATE=${RATE:-100} # MiB/s of the slow streaming writer
+[ -f build/build.ninja ] || meson setup build --buildtype=release >/dev/null
+meson compile -C build >/dev/null
+SERVER=$top/build/server/uploadfs-server
+UPLOADFS=$top/build/fs/uploadfs
+
+work=$(mktemp -d "${BENCH_DIR:-/tmp}/uploadfs-bench.XXXXXX")
+mnt=$work/mnt
+mkdir -p "$mnt"
+srv_pid= fs_pid=
+cleanup() {
+	grep -q " $mnt fuse.uploadfs" /proc/mounts && fusermount3 -u "$mnt"
+	[ -z "$fs_pid" ] || wait "$fs_pid" 2>/dev/null || true
+	[ -z "$srv_pid" ] || { kill "$srv_pid"; wait "$srv_pid" 2>/dev/null || true; }
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+bytes() { numfmt --from=iec "$1"; }
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+server() { # fresh data directory each time: every run uploads into an empty server
+	[ -z "$srv_pid" ] || { kill "$srv_pid"; wait "$srv_pid" 2>/dev/null || true; }
+	rm -rf "$work/data"
+	"$SERVER" --listen 127.0.0.1:0 --data "$work/data" >"$work/srv.out" 2>>"$work/srv.err" &
+	srv_pid=$!
+	until base=$(sed -n 's/^listening on //p' "$work/srv.out") && [ -n "$base" ]; do sleep 0.05; done
+}
+
+mount_fs() {
+	rm -rf "$work/cache"
+	"$UPLOADFS" -f -o "api_base=$base,cache_dir=$work/cache" "$@" "$mnt" 2>>"$work/fs.log" &
+	fs_pid=$!
+	until grep -q " $mnt fuse.uploadfs" /proc/mounts; do sleep 0.05; done
+}
+
+umount_fs() {
+	fusermount3 -u "$mnt"
+	wait "$fs_pid" 2>/dev/null || true
+	fs_pid=
+}
+
+create() { # BYTES NAME: prints an upload id
+	curl -sSf "$base/uploads" -H 'Content-Type: application/json' \
+		-d "{\"bytes\":$1,\"filename\":\"$2\",\"mime_type\":\"application/octet-stream\",\"purpose\":\"batch\"}" | jq -r .id
+}
+
+complete() { # UPLOAD MD5 IDS_FILE
+	curl -sSf -o /dev/null "$base/uploads/$1/complete" -H 'Content-Type: application/json' \
+		-d "{\"part_ids\":$(jq -R . <"$3" | jq -sc .),\"md5\":\"$2\"}"
+}
+
+# ---- inputs ----
+large=$(bytes "$LARGE")
+head -c "$large" /dev/urandom >"$work/large"
+large_md5=$(md5sum <"$work/large" | cut -d' ' -f1)
+mkdir -p "$work/parts8" "$work/parts64"
+split -b 8M -d -a 5 "$work/large" "$work/parts8/p"
+split -b 64M -d -a 5 "$work/large" "$work/parts64/p"
+
+# ---- 1. large file ----
+t_cp=() t_par=() t_seq=()
+for r in $(seq "$RUNS"); do
+	server
+	mount_fs
+	s=$(now); cp "$work/large" "$mnt/large"; t_cp+=("$(echo "$(now) - $s" | bc)")
+	umount_fs
+
+	server
+	s=$(now)
+	up=$(create "$large" large)
+	ls "$work/parts8" | xargs -P 4 -I{} sh -c \
+		'curl -sSf "$1/uploads/$2/parts" -F "data=@$3/{}" | jq -r .id >"$3/{}.id"' _ "$base" "$up" "$work/parts8"
+	for p in "$work"/parts8/p*[0-9]; do cat "$p.id"; done >"$work/ids"
+	complete "$up" "$large_md5" "$work/ids"
+	t_par+=("$(echo "$(now) - $s" | bc)")
+	rm -f "$work"/parts8/*.id
+
+	server
+	s=$(now)
+	up=$(create "$large" large)
+	: >"$work/ids"
+	for p in "$work"/parts64/p*; do
+		curl -sSf "$base/uploads/$up/parts" -F "data=@$p" | jq -r .id >>"$work/ids"
+	done
+	complete "$up" "$large_md5" "$work/ids"
+	t_seq+=("$(echo "$(now) - $s" | bc)")
+done
+cp_s=$(printf '%s\n' "${t_cp[@]}" | median)
+par_s=$(printf '%s\n' "${t_par[@]}" | median)
+seq_s=$(printf '%s\n' "${t_seq[@]}" | median)
+rm -rf "$work/parts8" "$work/parts64"
+
+# ---- 2. streaming: the size announced, written slowly ----
+stream=$(bytes "$STREAM")
+t_tail=() t_one=()
+for r in $(seq "$RUNS"); do
+	server
+	mount_fs
+	t_tail+=("$(python3 - "$mnt/stream" "$stream" "$RATE" <<'PY'
+import os, sys, time
+path, size, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]) * 1048576
+block = os.urandom(1 << 20)
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.posix_fallocate(fd, 0, size)
+start = time.monotonic()
+for i in range(size >> 20):
+    os.write(fd, block)
+    lag = start + (i + 1) * len(block) / rate - time.monotonic()
+    if lag > 0:
+        time.sleep(lag)
+last = time.monotonic()
+os.close(fd)
+print(f"{time.monotonic() - last:.3f}")
+PY
+)")
+	umount_fs
+	# what the floor allows: one part upload and a complete
+	head -c 8388608 /dev/urandom >"$work/one"
+	s=$(now)
+	up=$(create 8388608 one)
+	curl -sSf "$base/uploads/$up/parts" -F "data=@$work/one" | jq -r .id >"$work/ids"
+	complete "$up" "$(md5sum <"$work/one" | cut -d' ' -f1)" "$work/ids"
+	t_one+=("$(echo "$(now) - $s" | bc)")
+done
+tail_s=$(printf '%s\n' "${t_tail[@]}" | median)
+one_s=$(printf '%s\n' "${t_one[@]}" | median)
+
+# ---- 3. many small files ----
+mkdir -p "$work/small"
+for i in $(seq "$SMALL"); do head -c 4096 /dev/urandom >"$work/small/f$i"; done
+t_small=() t_async=() t_loop=()
+for r in $(seq "$RUNS"); do
+	server
+	mount_fs
+	s=$(now); cp -r "$work/small" "$mnt/"; t_small+=("$(echo "$(now) - $s" | bc)")
+	umount_fs
+	server
+	mount_fs -o async
+	s=$(now); cp -r "$work/small" "$mnt/"; umount_fs # unmount waits for every upload
+	t_async+=("$(echo "$(now) - $s" | bc)")
+	server
+	s=$(now)
+	for f in "$work"/small/*; do
+		up=$(create 4096 "$(basename "$f")")
+		curl -sSf "$base/uploads/$up/parts" -F "data=@$f" | jq -r .id >"$work/ids"
+		complete "$up" "$(md5sum <"$f" | cut -d' ' -f1)" "$work/ids"
+	done
+	t_loop+=("$(echo "$(now) - $s" | bc)")
+done
+small_s=$(printf '%s\n' "${t_small[@]}" | median)
+async_s=$(printf '%s\n' "${t_async[@]}" | median)
+loop_s=$(printf '%s\n' "${t_loop[@]}" | median)
+rm -rf "$work/small"
+
+# ---- 4. memory ----
+hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+mem=$(bytes "$MEM")
+server
+mount_fs
+head -c "$mem" /dev/zero | tr '\0' 'x' >"$mnt/big"
+hwm_big=$(hwm "$fs_pid")
+umount_fs
+server
+mount_fs
+head -c 268435456 /dev/urandom >"$work/w"
+pids=()
+for i in 1 2 3 4 5 6 7 8; do cp "$work/w" "$mnt/w$i" & pids+=($!); done
+wait "${pids[@]}"
+hwm_par=$(hwm "$fs_pid")
+umount_fs
+
+# ---- 5. the server alone ----
+server
+head -c 268435456 /dev/urandom >"$work/part"
+s=$(now)
+up=$(create 268435456 alone)
+curl -sSf "$base/uploads/$up/parts" -F "data=@$work/part" -o /dev/null
+srv_in=$(echo "$(now) - $s" | bc)
+disk=$( { /usr/bin/time -f %e dd if="$work/part" of="$work/data/ddtest" bs=8M conv=fsync status=none; } 2>&1)
+rm -f "$work/data/ddtest"
+
+mib() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / 1048576 / s }'; }
+cat <<EOF
+| benchmark | uploadfs | baseline | ratio |
+| --- | --- | --- | --- |
+| 1. cp of $LARGE until it returns (file completed) | $cp_s s ($(mib "$large" "$cp_s") MiB/s) | curl, 8 MiB parts x4 + complete: $par_s s ($(mib "$large" "$par_s") MiB/s) | $(ratio "$par_s" "$cp_s")x of the parallel-curl limit |
+| | | sequential 64 MiB loop (upload_file_chunked): $seq_s s | $(ratio "$seq_s" "$cp_s")x the sequential loop |
+| 2. streaming $STREAM, size announced, written at $RATE MiB/s: last write to close | $tail_s s | one 8 MiB part + complete: $one_s s | $(ratio "$tail_s" "$one_s")x |
+| 3. cp -r of $SMALL x 4 KiB, default | $small_s s | sequential curl create/part/complete: $loop_s s | $(ratio "$loop_s" "$small_s")x faster |
+| 3. the same, -o async (until unmount: every upload complete) | $async_s s | | $(ratio "$loop_s" "$async_s")x faster |
+| 4. peak RSS (VmHWM), a $MEM copy | $((hwm_big / 1024)) MiB | | |
+| 4. peak RSS, 8 parallel writers of 256 MiB | $((hwm_par / 1024)) MiB | | |
+| 5. the server alone: one 256 MiB part | $(mib 268435456 "$srv_in") MiB/s | disk write (dd, fsync): $(mib 268435456 "$disk") MiB/s | |
+EOF
