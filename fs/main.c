@@ -305,7 +305,7 @@ static int setup(struct uf_mount *m)
 		return rc;
 	}
 	pthread_mutex_lock(&m->tree.mu);
-	uf_tree_merge(&m->tree, &l);
+	uf_tree_merge(&m->tree, &l, ++m->tree.list_epoch);
 	pthread_mutex_unlock(&m->tree.mu);
 	up_file_list_clear(&l);
 	return 0;

@@ -108,12 +108,15 @@ static int refresh(struct uf_mount *m, bool force)
 		pthread_mutex_unlock(&m->list_mu);
 		return 0;
 	}
+	pthread_mutex_lock(&m->tree.mu);
+	uint64_t epoch = ++m->tree.list_epoch;
+	pthread_mutex_unlock(&m->tree.mu);
 	struct up_file_list l;
 	struct up_error err;
 	int rc = up_files_list(m->client, NULL, &l, &err);
 	if (rc == 0) {
 		pthread_mutex_lock(&m->tree.mu);
-		uf_tree_merge(&m->tree, &l);
+		uf_tree_merge(&m->tree, &l, epoch);
 		apply_state(m, m->tree.root);
 		pthread_mutex_unlock(&m->tree.mu);
 		up_file_list_clear(&l);
@@ -225,6 +228,7 @@ static int finish(struct uf_mount *m, struct uf_node *n)
 	if (rc == 0) {
 		n->status = UF_COMPLETED;
 		n->remote = true;
+		n->done_epoch = m->tree.list_epoch; /* listings already under way do not know it */
 		snprintf(n->file_id, sizeof n->file_id, "%s", up.file.id);
 		snprintf(n->purpose, sizeof n->purpose, "%s", up.file.purpose);
 		snprintf(n->md5, sizeof n->md5, "%s", ws.md5);

@@ -325,13 +325,13 @@ static void merge_one(struct uf_tree *t, const struct up_file *f)
 
 /* Nodes the listing no longer has: remote files (not being written), and directories that
  * only existed because of them. */
-static void sweep(struct uf_tree *t, struct uf_node *dir)
+static void sweep(struct uf_tree *t, struct uf_node *dir, uint64_t epoch)
 {
 	for (size_t i = 0; i < dir->nkids;) {
 		struct uf_node *k = dir->kids[i];
 		if (k->kind == UF_DIR)
-			sweep(t, k);
-		bool stale = k->gen != t->gen;
+			sweep(t, k, epoch);
+		bool stale = k->gen != t->gen && !(k->done_epoch >= epoch);
 		bool keep = k->kind == UF_DIR ? (k->local_dir || k->nkids > 0)
 					      : (!k->remote || k->w || k->finishing);
 		if (stale && !keep) {
@@ -353,11 +353,11 @@ static void mark_local(struct uf_tree *t, struct uf_node *dir)
 	}
 }
 
-void uf_tree_merge(struct uf_tree *t, const struct up_file_list *l)
+void uf_tree_merge(struct uf_tree *t, const struct up_file_list *l, uint64_t epoch)
 {
 	t->gen++;
 	mark_local(t, t->root);
 	for (size_t i = 0; i < l->n; i++)
 		merge_one(t, &l->files[i]);
-	sweep(t, t->root);
+	sweep(t, t->root, epoch);
 }

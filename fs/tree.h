@@ -27,8 +27,9 @@ struct uf_node {
 	enum uf_kind kind;
 	struct uf_node *parent;
 	char *name;
-	bool linked;  /* in its parent's children */
-	uint64_t gen; /* listing generation that last saw it */
+	bool linked;	     /* in its parent's children */
+	uint64_t gen;	     /* listing generation that last saw it */
+	uint64_t done_epoch; /* the listing epoch when its upload completed */
 
 	struct uf_node **kids; /* directories */
 	size_t nkids, capkids;
@@ -69,6 +70,7 @@ struct uf_tree {
 	struct uf_node **inodes; /* by ino; NULL once forgotten */
 	size_t ninodes, capinodes;
 	uint64_t gen;
+	uint64_t list_epoch; /* bumped when a listing request goes out */
 	uid_t uid;
 	gid_t gid;
 	mode_t umask;
@@ -93,7 +95,8 @@ void uf_tree_stat(const struct uf_node *n, struct stat *st);
 /* A file node at path ("a/b/c"), with its directories; NULL if the name is taken. */
 struct uf_node *uf_tree_place(struct uf_tree *t, const char *path);
 
-/* Merges the remote listing (newest first). */
-void uf_tree_merge(struct uf_tree *t, const struct up_file_list *l);
+/* Merges the remote listing (newest first) whose request went out at epoch (the value
+ * uf_tree->list_epoch was bumped to). Files completed since are kept: it cannot know them. */
+void uf_tree_merge(struct uf_tree *t, const struct up_file_list *l, uint64_t epoch);
 
 #endif
