@@ -68,6 +68,10 @@ complete() { # UPLOAD MD5 IDS_FILE
 		-d "{\"part_ids\":$(jq -R . <"$3" | jq -sc .),\"md5\":\"$2\"}"
 }
 
+mib() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / 1048576 / s }'; }
+echo "| benchmark | uploadfs | baseline | ratio |"
+echo "| --- | --- | --- | --- |"
+
 # ---- inputs ----
 large=$(bytes "$LARGE")
 head -c "$large" /dev/urandom >"$work/large"
@@ -107,6 +111,8 @@ done
 cp_s=$(printf '%s\n' "${t_cp[@]}" | median)
 par_s=$(printf '%s\n' "${t_par[@]}" | median)
 seq_s=$(printf '%s\n' "${t_seq[@]}" | median)
+echo "| 1. cp of $LARGE until it returns (file completed) | $cp_s s ($(mib "$large" "$cp_s") MiB/s) | curl, 8 MiB parts x4 + complete: $par_s s ($(mib "$large" "$par_s") MiB/s) | $(ratio "$par_s" "$cp_s")x of the parallel-curl limit |"
+echo "| | | sequential 64 MiB loop (upload_file_chunked): $seq_s s | $(ratio "$seq_s" "$cp_s")x the sequential loop |"
 rm -rf "$work/parts8" "$work/parts64"
 
 # ---- 2. streaming: the size announced, written slowly ----
@@ -143,6 +149,7 @@ PY
 done
 tail_s=$(printf '%s\n' "${t_tail[@]}" | median)
 one_s=$(printf '%s\n' "${t_one[@]}" | median)
+echo "| 2. streaming $STREAM, size announced, written at $RATE MiB/s: last write to close | $tail_s s | one 8 MiB part + complete: $one_s s | $(ratio "$tail_s" "$one_s")x |"
 
 # ---- 3. many small files ----
 mkdir -p "$work/small"
@@ -169,6 +176,8 @@ done
 small_s=$(printf '%s\n' "${t_small[@]}" | median)
 async_s=$(printf '%s\n' "${t_async[@]}" | median)
 loop_s=$(printf '%s\n' "${t_loop[@]}" | median)
+echo "| 3. cp -r of $SMALL x 4 KiB, default | $small_s s | sequential curl create/part/complete: $loop_s s | $(ratio "$loop_s" "$small_s")x faster |"
+echo "| 3. the same, -o async (until unmount: every upload complete) | $async_s s | | $(ratio "$loop_s" "$async_s")x faster |"
 rm -rf "$work/small"
 
 # ---- 4. memory ----
@@ -187,27 +196,18 @@ for i in 1 2 3 4 5 6 7 8; do cp "$work/w" "$mnt/w$i" & pids+=($!); done
 wait "${pids[@]}"
 hwm_par=$(hwm "$fs_pid")
 umount_fs
+echo "| 4. peak RSS (VmHWM), a $MEM copy | $((hwm_big / 1024)) MiB | | |"
+echo "| 4. peak RSS, 8 parallel writers of 256 MiB | $((hwm_par / 1024)) MiB | | |"
 
-# ---- 5. the server alone ----
+# ---- 5. the server alone: 256 MiB in 64 MiB parts, 4 at a time, no FUSE ----
 server
 head -c 268435456 /dev/urandom >"$work/part"
+mkdir -p "$work/p64"
+split -b 64M -d "$work/part" "$work/p64/p"
 s=$(now)
 up=$(create 268435456 alone)
-curl -sSf "$base/uploads/$up/parts" -F "data=@$work/part" -o /dev/null
+ls "$work/p64" | xargs -P 4 -I{} curl -sSf -o /dev/null "$base/uploads/$up/parts" -F "data=@$work/p64/{}"
 srv_in=$(echo "$(now) - $s" | bc)
 disk=$( { /usr/bin/time -f %e dd if="$work/part" of="$work/data/ddtest" bs=8M conv=fsync status=none; } 2>&1)
 rm -f "$work/data/ddtest"
-
-mib() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / 1048576 / s }'; }
-cat <<EOF
-| benchmark | uploadfs | baseline | ratio |
-| --- | --- | --- | --- |
-| 1. cp of $LARGE until it returns (file completed) | $cp_s s ($(mib "$large" "$cp_s") MiB/s) | curl, 8 MiB parts x4 + complete: $par_s s ($(mib "$large" "$par_s") MiB/s) | $(ratio "$par_s" "$cp_s")x of the parallel-curl limit |
-| | | sequential 64 MiB loop (upload_file_chunked): $seq_s s | $(ratio "$seq_s" "$cp_s")x the sequential loop |
-| 2. streaming $STREAM, size announced, written at $RATE MiB/s: last write to close | $tail_s s | one 8 MiB part + complete: $one_s s | $(ratio "$tail_s" "$one_s")x |
-| 3. cp -r of $SMALL x 4 KiB, default | $small_s s | sequential curl create/part/complete: $loop_s s | $(ratio "$loop_s" "$small_s")x faster |
-| 3. the same, -o async (until unmount: every upload complete) | $async_s s | | $(ratio "$loop_s" "$async_s")x faster |
-| 4. peak RSS (VmHWM), a $MEM copy | $((hwm_big / 1024)) MiB | | |
-| 4. peak RSS, 8 parallel writers of 256 MiB | $((hwm_par / 1024)) MiB | | |
-| 5. the server alone: one 256 MiB part | $(mib 268435456 "$srv_in") MiB/s | disk write (dd, fsync): $(mib 268435456 "$disk") MiB/s | |
-EOF
+echo "| 5. the server alone: 256 MiB as 4 parallel 64 MiB parts | $(mib 268435456 "$srv_in") MiB/s | disk write (dd, fsync): $(mib 268435456 "$disk") MiB/s | |"

@@ -31,10 +31,10 @@ struct up_writer {
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* a part finished */
 
-	uint64_t size;	 /* logical size */
-	uint64_t hashed; /* the contiguous prefix hashed so far */
-	bool rescan;	 /* bytes behind `hashed` changed: hash the spool again at finish */
-	EVP_MD_CTX *md_all, *md_part;
+	uint64_t size;	     /* logical size */
+	uint64_t hashed;     /* the contiguous prefix hashed so far */
+	bool rescan;	     /* bytes behind `hashed` changed: hash the spool again at finish */
+	EVP_MD_CTX *md_all;  /* the file's MD5, as the bytes pass in order */
 	struct wpart *parts; /* sealed parts, in file order */
 	size_t nparts, cap;
 	unsigned inflight;
@@ -122,7 +122,6 @@ static void set_meta(struct up_writer *w, const char *filename, const char *mime
 static void md_reset(struct up_writer *w)
 {
 	EVP_DigestInit_ex(w->md_all, EVP_md5(), NULL);
-	EVP_DigestInit_ex(w->md_part, EVP_md5(), NULL);
 }
 
 static void hex(EVP_MD_CTX *md, char out[33])
@@ -144,10 +143,9 @@ int up_writer_new(const struct up_writer_config *cfg, struct up_writer **out)
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
 	w->md_all = EVP_MD_CTX_new();
-	w->md_part = EVP_MD_CTX_new();
 	w->spool = strdup(cfg->spool_path);
 	w->journal = dup_or_null(cfg->journal_path);
-	int rc = (w->md_all && w->md_part && w->spool) ? 0 : -ENOMEM;
+	int rc = (w->md_all && w->spool) ? 0 : -ENOMEM;
 	if (rc == 0) {
 		w->fd = open(w->spool, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (w->fd < 0)
@@ -174,7 +172,6 @@ void up_writer_free(struct up_writer *w)
 	if (w->spool && !w->keep)
 		unlink(w->spool);
 	EVP_MD_CTX_free(w->md_all);
-	EVP_MD_CTX_free(w->md_part);
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
 	free(w->parts);
@@ -207,8 +204,6 @@ static int push_part(struct up_writer *w, uint64_t len)
 	struct wpart *p = &w->parts[w->nparts++];
 	memset(p, 0, sizeof *p);
 	p->len = len;
-	hex(w->md_part, p->md5);
-	EVP_DigestInit_ex(w->md_part, EVP_md5(), NULL);
 	return 0;
 }
 
@@ -220,7 +215,6 @@ static int hash_on(struct up_writer *w, const char *buf, size_t len)
 		uint64_t in_part = w->hashed - (uint64_t)w->nparts * ps;
 		size_t n = (size_t)(ps - in_part < len ? ps - in_part : len);
 		EVP_DigestUpdate(w->md_all, buf, n);
-		EVP_DigestUpdate(w->md_part, buf, n);
 		w->hashed += n;
 		buf += n;
 		len -= n;
@@ -260,10 +254,31 @@ static int hash_spool(struct up_writer *w)
 	return rc;
 }
 
+/* A part on its way: its bytes are read from the spool as they are sent, and hashed as
+ * they pass (the part's MD5), on the pipeline's worker, in parallel with the others; the
+ * write path hashes only the file's MD5, which has to be sequential. */
 struct part_ctx {
 	struct up_writer *w;
 	size_t index;
+	int fd;
+	uint64_t offset;
+	EVP_MD_CTX *md;
 };
+
+static ssize_t part_read(void *ud, uint64_t off, void *buf, size_t len)
+{
+	struct part_ctx *pc = ud;
+	if (off == 0) /* the first read of an attempt: a retry hashes the same bytes again */
+		EVP_DigestInit_ex(pc->md, EVP_md5(), NULL);
+	ssize_t n;
+	do
+		n = pread(pc->fd, buf, len, (off_t)(pc->offset + off));
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	EVP_DigestUpdate(pc->md, buf, (size_t)n);
+	return n;
+}
 
 /* A session past its hour: the server refuses its parts and complete. The bytes are all in
  * the spool, so a new session can take them again (lock held). */
@@ -283,6 +298,7 @@ static void part_done(void *ud, int rc, const struct up_part *part, const struct
 	struct wpart *p = &w->parts[pc->index];
 	if (rc == 0) {
 		memcpy(p->id, part->id, UP_ID_MAX);
+		hex(pc->md, p->md5);
 		p->sent = true;
 		w->bytes_sent += p->len;
 		journal_save(w);
@@ -296,6 +312,7 @@ static void part_done(void *ud, int rc, const struct up_part *part, const struct
 	w->inflight--;
 	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->mu);
+	EVP_MD_CTX_free(pc->md);
 	free(pc);
 }
 
@@ -314,15 +331,20 @@ static int send_sealed(struct up_writer *w)
 			return rc;
 		}
 		struct part_ctx *pc = malloc(sizeof *pc);
-		if (!pc) {
+		EVP_MD_CTX *md = EVP_MD_CTX_new();
+		if (!pc || !md) {
+			free(pc);
+			EVP_MD_CTX_free(md);
 			pthread_mutex_unlock(&w->mu);
 			return -ENOMEM;
 		}
-		*pc = (struct part_ctx){.w = w, .index = i};
-		struct up_source src = {.kind = UP_SRC_FD,
+		*pc = (struct part_ctx){.w = w,
+					.index = i,
 					.fd = w->fd,
 					.offset = (uint64_t)i * w->cfg.part_size,
-					.len = w->parts[i].len};
+					.md = md};
+		struct up_source src = {
+		    .kind = UP_SRC_CB, .read = part_read, .ud = pc, .len = w->parts[i].len};
 		w->parts[i].queued = true;
 		w->inflight++;
 		char upload_id[UP_ID_MAX];
@@ -330,6 +352,7 @@ static int send_sealed(struct up_writer *w)
 		pthread_mutex_unlock(&w->mu);
 		int rc = up_async_part_add(w->cfg.async, upload_id, &src, part_done, pc);
 		if (rc < 0) {
+			EVP_MD_CTX_free(pc->md);
 			free(pc);
 			pthread_mutex_lock(&w->mu);
 			w->inflight--;
@@ -720,10 +743,9 @@ int up_writer_restore(const struct up_writer_config *cfg, const struct up_journa
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
 	w->md_all = EVP_MD_CTX_new();
-	w->md_part = EVP_MD_CTX_new();
 	w->spool = strdup(rec->spool);
 	w->journal = dup_or_null(cfg->journal_path);
-	int rc = w->md_all && w->md_part && w->spool ? 0 : -ENOMEM;
+	int rc = w->md_all && w->spool ? 0 : -ENOMEM;
 	struct stat sb;
 	if (rc == 0 && (w->fd = open(w->spool, O_RDWR | O_CLOEXEC)) < 0)
 		rc = -errno;

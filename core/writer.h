@@ -1,6 +1,7 @@
 /* writer: one file being written becomes one upload. Bytes go to a spool file as they
- * arrive and are hashed as they pass (MD5 of the whole file and of each part, no second
- * read when writes come in order); the data is cut into parts of part_size. When the size is
+ * arrive; the file's MD5 is computed as they pass (no second read when writes come in
+ * order), and each part's as it is read for sending; the data is cut into parts of
+ * part_size. When the size is
  * announced first, the upload is created at once and each part goes up as soon as it is
  * sealed; otherwise every part goes up, in parallel, at finish. */
 #ifndef UP_WRITER_H
