@@ -1,6 +1,7 @@
 #include "journal.h"
 
 #include "api.h"
+#include "atomicfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,28 +29,9 @@ int up_journal_write(const char *path, const struct up_journal_rec *r)
 		json_object_array_add(parts, json_object_new_string(r->part_ids[i]));
 	json_object_object_add(o, "parts", parts);
 
-	char tmp[4200];
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		rc = -errno;
 	size_t len = 0;
 	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
-	for (size_t done = 0; rc == 0 && done < len;) {
-		ssize_t n = write(fd, s + done, len - done);
-		if (n < 0 && errno != EINTR)
-			rc = -errno;
-		else if (n > 0)
-			done += (size_t)n;
-	}
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	if (fd >= 0 && close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc < 0)
-		unlink(tmp);
+	int rc = up_write_file_atomic(path, s, len, true);
 	json_object_put(o);
 	return rc;
 }

@@ -133,33 +133,38 @@ static void hex(EVP_MD_CTX *md, char out[33])
 		snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
-int up_writer_new(const struct up_writer_config *cfg, struct up_writer **out)
+/* A writer on the spool at path, opened with extra open flags. A failure never removes
+ * the file: it may be another writer's, or a spool a journal still names. */
+static int writer_open(const struct up_writer_config *cfg, const char *path, int flags,
+		       struct up_writer **out)
 {
 	struct up_writer *w = calloc(1, sizeof *w);
 	if (!w)
 		return -ENOMEM;
 	w->cfg = *cfg;
 	w->fd = -1;
+	w->keep = true; /* until the file is ours */
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
 	w->md_all = EVP_MD_CTX_new();
-	w->spool = strdup(cfg->spool_path);
+	w->spool = strdup(path);
 	w->journal = dup_or_null(cfg->journal_path);
 	int rc = (w->md_all && w->spool) ? 0 : -ENOMEM;
-	if (rc == 0) {
-		w->fd = open(w->spool, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (w->fd < 0)
-			rc = -errno;
-	}
+	if (rc == 0 && (w->fd = open(w->spool, O_RDWR | O_CLOEXEC | flags, 0600)) < 0)
+		rc = -errno;
 	if (rc < 0) {
-		free(w->spool);
-		w->spool = NULL;
 		up_writer_free(w);
 		return rc;
 	}
+	w->keep = false;
 	md_reset(w);
 	*out = w;
 	return 0;
+}
+
+int up_writer_new(const struct up_writer_config *cfg, struct up_writer **out)
+{
+	return writer_open(cfg, cfg->spool_path, O_CREAT | O_EXCL, out);
 }
 
 void up_writer_free(struct up_writer *w)
@@ -735,24 +740,14 @@ int up_writer_restore(const struct up_writer_config *cfg, const struct up_journa
 {
 	if (rec->part_size != cfg->part_size || !rec->md5[0])
 		return -EINVAL;
-	struct up_writer *w = calloc(1, sizeof *w);
-	if (!w)
-		return -ENOMEM;
-	w->cfg = *cfg;
-	w->fd = -1;
-	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cv, NULL);
-	w->md_all = EVP_MD_CTX_new();
-	w->spool = strdup(rec->spool);
-	w->journal = dup_or_null(cfg->journal_path);
-	int rc = w->md_all && w->spool ? 0 : -ENOMEM;
+	struct up_writer *w;
+	int rc = writer_open(cfg, rec->spool, 0, &w);
+	if (rc < 0)
+		return rc;
 	struct stat sb;
-	if (rc == 0 && (w->fd = open(w->spool, O_RDWR | O_CLOEXEC)) < 0)
-		rc = -errno;
-	if (rc == 0 && (fstat(w->fd, &sb) < 0 || (uint64_t)sb.st_size != rec->size))
+	if (fstat(w->fd, &sb) < 0 || (uint64_t)sb.st_size != rec->size)
 		rc = -EBADMSG; /* the spool is not what the record says */
 	if (rc == 0) {
-		md_reset(w);
 		w->size = w->hashed = rec->size;
 		memcpy(w->md5, rec->md5, sizeof w->md5);
 		w->md5_known = true;

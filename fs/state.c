@@ -1,5 +1,7 @@
 #include "state.h"
 
+#include "atomicfile.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -67,30 +69,9 @@ void uf_state_close(struct uf_state *s)
 /* Lock held. */
 static int save(struct uf_state *s)
 {
-	char tmp[4200];
-	snprintf(tmp, sizeof tmp, "%s.tmp", s->path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
 	size_t len;
 	const char *txt = json_object_to_json_string_length(s->root, JSON_C_TO_STRING_PLAIN, &len);
-	int rc = 0;
-	for (size_t done = 0; rc == 0 && done < len;) {
-		ssize_t n = write(fd, txt + done, len - done);
-		if (n < 0 && errno != EINTR)
-			rc = -errno;
-		else if (n > 0)
-			done += (size_t)n;
-	}
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && rename(tmp, s->path) < 0)
-		rc = -errno;
-	if (rc < 0)
-		unlink(tmp);
-	return rc;
+	return up_write_file_atomic(s->path, txt, len, true);
 }
 
 static int64_t geti(json_object *o, const char *k)

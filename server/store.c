@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include "atomicfile.h"
 #include "ids.h"
 
 #include <dirent.h>
@@ -245,25 +246,13 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-/* Writes a JSON document so that readers see the old or the new one, never a torn one. */
+/* Writes a JSON document so that readers see the old or the new one, never a torn one. Not
+ * fsynced: a process crash loses nothing, a power cut may (docs/SERVER.md). */
 static int write_json_atomic(const char *path, json_object *obj)
 {
-	char tmp[4200];
-	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-		return -ENAMETOOLONG;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
 	size_t len;
 	const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
-	int rc = write_all(fd, s, len);
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc < 0)
-		unlink(tmp);
-	return rc;
+	return up_write_file_atomic(path, s, len, false);
 }
 
 /* Removes a directory of plain files (a part directory). */
