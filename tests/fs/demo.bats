@@ -10,5 +10,8 @@ load ../lib/common
 	md5=$(sed -n 's/^md5 of the local file: //p' <<<"$output")
 	[[ "$output" == *"user.upload.md5=\"$md5\""* ]]
 	[[ "$output" == *"20000000 bytes  sample.bin  assistants"* ]]
-	! grep -q ' fuse.uploadfs' /proc/mounts
+	# and it unmounted what it mounted
+	mnt=$(sed -n 's/^mounted on //p' <<<"$output")
+	[ -n "$mnt" ]
+	! grep -q " $mnt " /proc/mounts
 }
