@@ -69,5 +69,14 @@ static void setup(void)
 		abort();
 }
 
+static void teardown(void) __attribute__((destructor));
+static void teardown(void)
+{
+	char cmd[64];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+}
+
 CHECK_MAIN(T(reads_a_0600_key_trimmed), T(refuses_a_readable_key_file_without_printing_the_key),
 	   T(refuses_empty_multiline_and_missing))

@@ -18,10 +18,28 @@ static const struct srv_limits lim = {.max_part_bytes = 1 << 20,
 				      .max_file_bytes = 1 << 20,
 				      .expire_seconds = 3600};
 
+/* Every case's directory, removed when the test exits. */
+static char dirs[8][64];
+static int ndirs;
+
+static void remove_dirs(void)
+{
+	for (int i = 0; i < ndirs; i++) {
+		char cmd[640];
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", dirs[i]);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", dirs[i]);
+	}
+}
+
 static char *new_dir(void)
 {
-	static char d[64];
-	snprintf(d, sizeof d, "/tmp/uploadfs-store-XXXXXX");
+	if (ndirs == 0)
+		atexit(remove_dirs);
+	if (ndirs == 8)
+		abort();
+	char *d = dirs[ndirs++];
+	snprintf(d, 64, "/tmp/uploadfs-store-XXXXXX");
 	return mkdtemp(d);
 }
 
