@@ -11,5 +11,5 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   build-essential pkg-config meson ninja-build \
   libfuse3-dev fuse3 libcurl4-openssl-dev libjson-c-dev libssl-dev libmicrohttpd-dev \
-  curl ca-certificates bats jq attr rsync tar coreutils procps psmisc python3 \
+  curl ca-certificates bats jq attr rsync tar coreutils procps psmisc python3 man-db groff-base \
   clang libclang-rt-14-dev valgrind >/dev/null
