@@ -102,3 +102,11 @@ refused() { # OPTS WORD: uploadfs -o OPTS refuses to mount, saying WORD
 	echo x >"$MNT/f.txt"
 	[ "$(remote_count)" = 1 ]
 }
+
+@test "-s: the single-threaded loop uploads too" {
+	mount_fs -s -o part_size=1M
+	head -c 2500000 /dev/urandom >"$BATS_TEST_TMPDIR/s"
+	cp "$BATS_TEST_TMPDIR/s" "$MNT/s"
+	[ "$(remote_md5 s)" = "$(md5_of "$BATS_TEST_TMPDIR/s")" ]
+	ls -l "$MNT" >/dev/null
+}

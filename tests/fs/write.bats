@@ -257,3 +257,40 @@ PY
 		[ "$(remote_md5 "many/f$i.txt")" = "$(md5_of "$BATS_TEST_TMPDIR/many/f$i.txt")" ]
 	done
 }
+
+@test "a failed file: other writes are EIO, opening it with O_TRUNC uploads it again" {
+	FS_ALLOW='upload of .* failed'
+	umount_fs
+	stop_server
+	start_server --allow-downloads --fail-first 1 --fail-kind 500
+	mount_fs -o retries=0
+	echo first >"$BATS_TEST_TMPDIR/v1"
+	run cp "$BATS_TEST_TMPDIR/v1" "$MNT/f.txt"
+	[ "$status" != 0 ]
+	[ "$(xattr "$MNT/f.txt" user.upload.status)" = failed ]
+	run bash -c "echo more >>'$MNT/f.txt'"
+	[[ "$output" == *"Input/output error"* ]]
+	echo second >"$MNT/f.txt"
+	[ "$(xattr "$MNT/f.txt" user.upload.status)" = completed ]
+	[ "$(remote_md5 f.txt)" = "$(echo second | md5sum | cut -d' ' -f1)" ]
+	[ "$(remote_count)" = 1 ]
+}
+
+@test "rsync --preallocate: fallocate(KEEP_SIZE) is only a hint, the file goes up once, whole" {
+	mkdir -p "$BATS_TEST_TMPDIR/pre"
+	head -c 3000000 /dev/urandom >"$BATS_TEST_TMPDIR/pre/p.bin"
+	rsync -a --preallocate "$BATS_TEST_TMPDIR/pre/" "$MNT/"
+	[ "$(remote_md5 p.bin)" = "$(md5_of "$BATS_TEST_TMPDIR/pre/p.bin")" ]
+	[ "$(remote_count)" = 1 ]
+}
+
+@test "RENAME_EXCHANGE is EINVAL" {
+	echo a >"$MNT/a.txt"
+	touch "$MNT/b.txt"
+	run python3 -c '
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+r = libc.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), 2)
+sys.exit(0 if r == -1 and ctypes.get_errno() == 22 else 1)' "$MNT/a.txt" "$MNT/b.txt"
+	[ "$status" = 0 ]
+}
