@@ -213,3 +213,17 @@ const char *up_client_base(const up_client *c)
 {
 	return c->base;
 }
+
+bool up_client_files_only(up_client *c)
+{
+	return atomic_load(&c->files_only);
+}
+
+void up_client_mark_files_only(up_client *c)
+{
+	if (!atomic_exchange(&c->files_only, true))
+		up_http_log(c->http, UP_LOG_WARN,
+			    "%s answers /uploads with 404: a Files-only server; files up to "
+			    "512 MiB go up with one POST /files from now on, larger ones fail",
+			    c->base);
+}

@@ -1,5 +1,6 @@
 #include "writer.h"
 
+#include "client.h"
 #include "errors.h"
 #include "journal.h"
 
@@ -404,6 +405,15 @@ int up_writer_write(struct up_writer *w, const void *buf, size_t len, uint64_t o
 		latch(w, -EFBIG, msg);
 		rc = -EFBIG;
 	}
+	if (rc == 0 && off + len > UP_FILES_MAX && up_client_files_only(w->cfg.client)) {
+		char msg[160];
+		snprintf(msg, sizeof msg,
+			 "the server has no Uploads API, and the Files API takes at most %llu "
+			 "bytes",
+			 (unsigned long long)UP_FILES_MAX);
+		latch(w, -EFBIG, msg);
+		rc = -EFBIG;
+	}
 	if (rc == 0 && (rc = pwrite_all(w->fd, buf, len, off)) < 0) {
 		char msg[160];
 		snprintf(msg, sizeof msg, "writing the spool: %s", strerror(-rc));
@@ -484,8 +494,14 @@ int up_writer_announce(struct up_writer *w, uint64_t size, const char *filename,
 		return 0; /* only the first announcement starts an upload */
 	if (size > w->cfg.max_size)
 		return up_error_set(err, -EFBIG, 0, "the announced size passes max_file_size");
+	if (up_client_files_only(w->cfg.client))
+		return 0; /* no sessions on this server: the file goes up whole at finish */
 	struct up_upload up;
 	int rc = up_upload_create(w->cfg.client, size, filename, mime_type, purpose, &up, err);
+	if (rc == -ENOENT && err && err->status == 404) {
+		up_client_mark_files_only(w->cfg.client);
+		return 0;
+	}
 	if (rc < 0)
 		return rc; /* not latched: the upload will be tried again at finish */
 	pthread_mutex_lock(&w->mu);
@@ -545,6 +561,33 @@ static int fail_locked(struct up_writer *w, int rc, const char *msg)
 	return w->err;
 }
 
+/* A Files-only server: the whole spool in one POST /files (lock not held). The Files API
+ * checks no MD5, so the byte count the server reports is checked instead. */
+static int files_only_upload(struct up_writer *w, uint64_t size, const char *filename,
+			     const char *purpose, struct up_upload *out, struct up_error *err)
+{
+	if (size > UP_FILES_MAX)
+		return up_error_set(err, -EFBIG, 404,
+				    "the server has no Uploads API (404), and %llu bytes pass the "
+				    "Files API's limit of %llu",
+				    (unsigned long long)size, (unsigned long long)UP_FILES_MAX);
+	struct up_source src = {.kind = UP_SRC_FD, .len = size, .fd = w->fd, .offset = 0};
+	memset(out, 0, sizeof *out);
+	int rc = up_file_create(w->cfg.client, &src, filename, purpose, &out->file, err);
+	if (rc < 0)
+		return rc;
+	out->has_file = true;
+	out->bytes = size;
+	if (out->file.bytes != size) {
+		struct up_error e;
+		up_file_delete(w->cfg.client, out->file.id, &e);
+		return up_error_set(err, -EIO, 200, "the server stored %llu bytes of %llu",
+				    (unsigned long long)out->file.bytes,
+				    (unsigned long long)size);
+	}
+	return 0;
+}
+
 int up_writer_finish(struct up_writer *w, const char *filename, const char *mime_type,
 		     const char *purpose, struct up_upload *out, struct up_error *err)
 {
@@ -597,8 +640,30 @@ int up_writer_finish(struct up_writer *w, const char *filename, const char *mime
 
 		if (need_create) {
 			struct up_upload up;
-			rc = up_upload_create(w->cfg.client, size, filename, mime_type, purpose,
-					      &up, err);
+			rc = -ENOENT;
+			if (!up_client_files_only(w->cfg.client)) {
+				rc = up_upload_create(w->cfg.client, size, filename, mime_type,
+						      purpose, &up, err);
+				if (rc == -ENOENT && err && err->status == 404)
+					up_client_mark_files_only(w->cfg.client);
+			}
+			if (up_client_files_only(w->cfg.client)) {
+				rc = files_only_upload(w, size, filename, purpose, out, err);
+				pthread_mutex_lock(&w->mu);
+				if (rc < 0)
+					goto fail;
+				if (w->state == UP_W_CANCELLED) {
+					/* rm while the file went up: it goes */
+					w->finishing = false;
+					pthread_mutex_unlock(&w->mu);
+					struct up_error e;
+					up_file_delete(w->cfg.client, out->file.id, &e);
+					return up_error_set(err, -ECANCELED, 0,
+							    "the upload was cancelled");
+				}
+				w->bytes_sent = size;
+				goto completed;
+			}
 			pthread_mutex_lock(&w->mu);
 			if (rc < 0)
 				goto fail;
@@ -670,6 +735,7 @@ int up_writer_finish(struct up_writer *w, const char *filename, const char *mime
 		rc = up_error_set(err, -EPROTO, 200, "complete answered without a file");
 		goto cancel;
 	}
+completed:
 	memcpy(w->file_id, out->file.id, UP_ID_MAX);
 	w->state = UP_W_COMPLETED;
 	w->finishing = false;

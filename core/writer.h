@@ -13,6 +13,9 @@
 
 struct up_writer;
 
+/* The Files API's limit (POST /files), for a server without the Uploads API. */
+#define UP_FILES_MAX (512ull << 20)
+
 struct up_writer_config {
 	up_client *client;
 	up_async *async;	/* shared part pipeline (the mount's global budget) */
