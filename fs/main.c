@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <syslog.h>
 #include <unistd.h>
 
 void uf_log(struct uf_mount *m, enum uf_level level, const char *fmt, ...)
@@ -25,19 +24,7 @@ void uf_log(struct uf_mount *m, enum uf_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
-	static const char *const names[] = {"error", "warning", "info", "debug"};
-	if (m->syslog) {
-		static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
-		syslog(prio[level], "%s", line);
-	} else {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		struct tm tm;
-		gmtime_r(&ts.tv_sec, &tm);
-		fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ uploadfs %s: %s\n",
-			tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-			tm.tm_sec, ts.tv_nsec / 1000000, names[level], line);
-	}
+	uf_logger_write(&m->log, level, line);
 }
 
 static void client_log(void *ud, enum up_log_level level, const char *line)
@@ -50,7 +37,7 @@ static void client_log(void *ud, enum up_log_level level, const char *line)
 
 struct raw_opts {
 	char *api_base, *api_key_file, *purpose, *part_size, *parallel, *cache_dir, *retries,
-	    *timeout, *max_file_size, *uid, *gid, *umask, *api_key;
+	    *timeout, *max_file_size, *uid, *gid, *umask, *api_key, *log;
 	int async_close, allow_http, allow_other;
 };
 
@@ -74,6 +61,7 @@ static const struct fuse_opt opt_table[] = {
     OPT("uid=%s", uid),
     OPT("gid=%s", gid),
     OPT("umask=%s", umask),
+    OPT("log=%s", log),
     {"async", offsetof(struct raw_opts, async_close), 1},
     {"allow_http", offsetof(struct raw_opts, allow_http), 1},
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
@@ -111,6 +99,7 @@ static void usage(const char *prog)
 	       "  -o max_file_size=SIZE  larger writes fail with EFBIG (8G)\n"
 	       "  -o async               close() returns before the upload completes\n"
 	       "  -o allow_http          plain http:// to a host that is not loopback\n"
+	       "  -o log=FILE            log to FILE (SIGHUP reopens it), not syslog/stderr\n"
 	       "  -o allow_other, default_permissions, uid=N, gid=N, umask=M, ro\n"
 	       "Portkey: PORTKEY_API_KEY, PORTKEY_VIRTUAL_KEY, PORTKEY_PROVIDER, PORTKEY_CONFIG,\n"
 	       "PORTKEY_CUSTOM_HOST, PORTKEY_BASE_URL.\n",
@@ -204,6 +193,7 @@ static int check_options(struct raw_opts *r, struct uf_config *c)
 	c->api_base = r->api_base ? strdup(r->api_base) : NULL;
 	c->api_key_file = r->api_key_file ? strdup(r->api_key_file) : NULL;
 	c->cache_dir = r->cache_dir ? strdup(r->cache_dir) : default_cache_dir();
+	c->log_file = r->log ? strdup(r->log) : NULL;
 	c->async_close = r->async_close;
 	c->allow_http = r->allow_http;
 	c->list_ttl = 2.0;
@@ -329,6 +319,8 @@ static void teardown(struct uf_mount *m)
 	free(m->cfg.api_key_file);
 	free(m->cfg.purpose);
 	free(m->cfg.cache_dir);
+	free(m->cfg.log_file);
+	uf_logger_close(&m->log);
 	pthread_mutex_destroy(&m->list_mu);
 	pthread_mutex_destroy(&m->bg_mu);
 	pthread_cond_destroy(&m->bg_cv);
@@ -342,6 +334,7 @@ int main(int argc, char *argv[])
 	struct uf_mount m = {0};
 	struct fuse_session *se = NULL;
 	int status = 1;
+	uf_logger_init(&m.log);
 	pthread_mutex_init(&m.list_mu, NULL);
 	pthread_mutex_init(&m.bg_mu, NULL);
 	pthread_cond_init(&m.bg_cv, NULL);
@@ -381,6 +374,15 @@ int main(int argc, char *argv[])
 		status = 2;
 		goto out;
 	}
+	if (m.cfg.log_file) {
+		int rc = uf_logger_to_file(&m.log, m.cfg.log_file);
+		if (rc < 0) {
+			fprintf(stderr, "uploadfs: cannot open the log file %s: %s\n",
+				m.cfg.log_file, strerror(-rc));
+			status = 2;
+			goto out;
+		}
+	}
 	m.cfg.debug = cl.debug;
 	m.cfg.foreground = cl.foreground || cl.debug;
 	m.cfg.single_thread = cl.singlethread;
@@ -395,13 +397,12 @@ int main(int argc, char *argv[])
 		goto out; /* libfuse said why (an unknown option, ...) */
 	if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, cl.mountpoint) != 0)
 		goto out;
-	if (!m.cfg.foreground) {
-		openlog("uploadfs", LOG_PID, LOG_DAEMON);
-		m.syslog = true;
-	}
+	if (!m.cfg.foreground)
+		uf_logger_daemonized(&m.log);
 	fuse_daemonize(m.cfg.foreground);
-	/* worker threads only after daemonizing (fork keeps one thread) */
-	if (up_async_new(m.client, m.cfg.parallel, &m.async) < 0) {
+	/* worker threads only after daemonizing (fork keeps one thread), and after SIGHUP
+	 * is blocked for them all */
+	if (uf_logger_start(&m.log) < 0 || up_async_new(m.client, m.cfg.parallel, &m.async) < 0) {
 		uf_log(&m, UF_ERROR, "cannot start the part pipeline");
 		fuse_session_unmount(se);
 		goto out;
@@ -442,5 +443,6 @@ out:
 	free(raw.uid);
 	free(raw.gid);
 	free(raw.umask);
+	free(raw.log);
 	return status;
 }

@@ -4,6 +4,7 @@
 #ifndef UF_MOUNT_H
 #define UF_MOUNT_H
 
+#include "log.h"
 #include "state.h"
 #include "tree.h"
 
@@ -17,6 +18,7 @@ struct uf_config {
 	char *api_key_file;
 	char *purpose;
 	char *cache_dir;
+	char *log_file; /* -o log=FILE */
 	uint64_t part_size;
 	uint64_t max_file_size;
 	unsigned parallel;
@@ -50,10 +52,9 @@ struct uf_mount {
 	pthread_cond_t bg_cv;
 	unsigned bg_running;
 	double listed_at;
-	bool syslog;
+	struct uf_logger log;
 };
 
-enum uf_level { UF_ERROR, UF_WARN, UF_INFO, UF_DEBUG };
 void uf_log(struct uf_mount *m, enum uf_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
