@@ -2,6 +2,7 @@
  * an upload. main is the sequence: parse, connect, mount, daemonize, loop. */
 #include "mount.h"
 #include "parse.h"
+#include "statuscmd.h"
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
@@ -82,6 +83,7 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 static void usage(const char *prog)
 {
 	printf("usage: %s [options] MOUNTPOINT\n"
+	       "       %s status [--json] [--watch] MOUNTPOINT\n"
 	       "Mount an OpenAI-compatible Uploads API: every file written becomes an upload.\n\n"
 	       "  -f                     stay in the foreground\n"
 	       "  -d                     debug log to stderr (implies -f)\n"
@@ -103,7 +105,7 @@ static void usage(const char *prog)
 	       "  -o allow_other, default_permissions, uid=N, gid=N, umask=M, ro\n"
 	       "Portkey: PORTKEY_API_KEY, PORTKEY_VIRTUAL_KEY, PORTKEY_PROVIDER, PORTKEY_CONFIG,\n"
 	       "PORTKEY_CUSTOM_HOST, PORTKEY_BASE_URL.\n",
-	       prog);
+	       prog, prog);
 }
 
 static int refuse(const char *opt, const char *val, const char *why)
@@ -328,6 +330,9 @@ static void teardown(struct uf_mount *m)
 
 int main(int argc, char *argv[])
 {
+	/* `uploadfs status MOUNTPOINT` (a mountpoint named "status" is ./status) */
+	if (argc >= 2 && strcmp(argv[1], "status") == 0)
+		return uf_status_main(argc - 1, argv + 1);
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct raw_opts raw = {0};
 	struct fuse_cmdline_opts cl = {0};

@@ -65,6 +65,10 @@ extern const struct fuse_lowlevel_ops uf_ops;
  * were still being written, removes spool files nothing refers to. Runs at mount. */
 void uf_recover(struct uf_mount *m);
 
+/* The mount root's hidden attribute (not in listxattr) that `uploadfs status` reads: JSON
+ * of the uploads in flight or failed. */
+#define UF_STATUS_XATTR "user.uploadfs.status"
+
 /* xattrs (fs/xattr.c); tree lock held by none of them on entry. */
 void uf_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 void uf_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,

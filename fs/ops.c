@@ -179,6 +179,7 @@ static int new_writer(struct uf_mount *m, struct uf_node *n)
 		return rc;
 	}
 	n->status = UF_PENDING;
+	clock_gettime(CLOCK_MONOTONIC, &n->started);
 	n->error[0] = '\0';
 	n->errnum = 0;
 	n->upload_id[0] = '\0';
@@ -1161,6 +1162,7 @@ static char *recover_one(struct uf_mount *m, const char *record)
 		n->w = w;
 		n->upload_on_close = true;
 		n->status = UF_UPLOADING;
+		clock_gettime(CLOCK_MONOTONIC, &n->started);
 		n->x_purpose = strdup(r.purpose);
 		n->x_mime = strdup(r.mime_type);
 	}

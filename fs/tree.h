@@ -61,6 +61,7 @@ struct uf_node {
 	uint64_t bytes_sent;
 	char error[512];
 	int errnum;
+	struct timespec started; /* CLOCK_MONOTONIC, when its writer was made */
 	pthread_mutex_t dl_mu; /* one download into the cache at a time */
 };
 

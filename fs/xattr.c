@@ -3,6 +3,7 @@
 #include "mount.h"
 
 #include <errno.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +143,83 @@ static int value_of(struct uf_mount *m, struct uf_node *n, const char *name, cha
 	return 0;
 }
 
+/* The uploads in flight or failed, as JSON for `uploadfs status` (tree lock held). The
+ * kernel passes at most XATTR_SIZE_MAX (64 KiB): entries past STATUS_MAX are counted in
+ * "more", in-flight ones first. */
+#define STATUS_MAX 60000
+static char *mount_status(struct uf_mount *m)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	json_object *root = json_object_new_object(), *list = json_object_new_array();
+	if (!root || !list) {
+		json_object_put(root);
+		json_object_put(list);
+		return NULL;
+	}
+	size_t used = 200 + strlen(m->mount_abs) + strlen(up_client_base(m->client));
+	size_t more = 0, counts[5] = {0};
+	for (int pass = 0; pass < 2; pass++) { /* in flight first, then failed */
+		for (size_t i = 0; i < m->tree.ninodes; i++) {
+			struct uf_node *n = m->tree.inodes[i];
+			if (!n || n->kind != UF_FILE || n->unlinked || !n->linked)
+				continue;
+			sync_status(n);
+			bool failed = n->status == UF_FAILED;
+			bool active = (n->status == UF_PENDING && n->w) || n->status == UF_UPLOADING;
+			if (pass == 0 ? !active : !failed)
+				continue;
+			counts[n->status]++;
+			struct up_writer_status ws = {0};
+			if (n->w)
+				up_writer_status(n->w, &ws);
+			char *path = uf_tree_path(n);
+			json_object *e = json_object_new_object();
+			if (!path || !e) {
+				free(path);
+				json_object_put(e);
+				more++;
+				continue;
+			}
+			double secs = (double)(now.tv_sec - n->started.tv_sec) +
+				      (double)(now.tv_nsec - n->started.tv_nsec) / 1e9;
+			json_object_object_add(e, "name", json_object_new_string(path));
+			json_object_object_add(e, "status",
+					       json_object_new_string(status_name(n->status)));
+			json_object_object_add(e, "bytes", json_object_new_uint64(ws.size));
+			json_object_object_add(e, "bytes_sent",
+					       json_object_new_uint64(n->bytes_sent));
+			json_object_object_add(e, "seconds", json_object_new_double(secs));
+			json_object_object_add(e, "finishing", json_object_new_boolean(n->finishing));
+			if (n->upload_id[0])
+				json_object_object_add(e, "upload_id",
+						       json_object_new_string(n->upload_id));
+			if (n->error[0])
+				json_object_object_add(e, "error", json_object_new_string(n->error));
+			free(path);
+			size_t len = strlen(json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN));
+			if (used + len + 1 > STATUS_MAX) {
+				json_object_put(e);
+				more++;
+				continue;
+			}
+			used += len + 1;
+			json_object_array_add(list, e);
+		}
+	}
+	json_object_object_add(root, "mount", json_object_new_string(m->mount_abs));
+	json_object_object_add(root, "server", json_object_new_string(up_client_base(m->client)));
+	json_object_object_add(root, "pending", json_object_new_uint64(counts[UF_PENDING]));
+	json_object_object_add(root, "uploading", json_object_new_uint64(counts[UF_UPLOADING]));
+	json_object_object_add(root, "failed", json_object_new_uint64(counts[UF_FAILED]));
+	json_object_object_add(root, "more", json_object_new_uint64(more));
+	json_object_object_add(root, "uploads", list);
+	const char *txt = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+	char *out = txt ? strdup(txt) : NULL;
+	json_object_put(root);
+	return out;
+}
+
 void uf_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	/* Asked before every write by the kernel: answered at once, no lock, no network. */
@@ -154,6 +232,22 @@ void uf_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 		return;
 	}
 	struct uf_mount *m = M(req);
+	if (ino == FUSE_ROOT_ID && strcmp(name, UF_STATUS_XATTR) == 0) {
+		pthread_mutex_lock(&m->tree.mu);
+		char *st = mount_status(m);
+		pthread_mutex_unlock(&m->tree.mu);
+		size_t len = st ? strlen(st) : 0;
+		if (!st)
+			fuse_reply_err(req, ENOMEM);
+		else if (size == 0)
+			fuse_reply_xattr(req, len);
+		else if (size < len)
+			fuse_reply_err(req, ERANGE);
+		else
+			fuse_reply_buf(req, st, len);
+		free(st);
+		return;
+	}
 	char val[1024];
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *n = uf_tree_get(&m->tree, ino);

@@ -1,0 +1,10 @@
+/* statuscmd: `uploadfs status [--json] [--watch] MOUNTPOINT` — reads the mount root's
+ * user.uploadfs.status and shows each upload in flight or failed: a table with progress
+ * bars, rate and ETA on a terminal, plain lines otherwise, JSON for scripts. */
+#ifndef UF_STATUSCMD_H
+#define UF_STATUSCMD_H
+
+/* argv[0] is "status". Returns the process exit status. */
+int uf_status_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,102 @@
+#!/usr/bin/env bats
+# `uploadfs status MOUNTPOINT`: the uploads in flight or failed, as JSON for scripts and as
+# a table with progress bars, rate and ETA on a terminal; --watch refreshes.
+
+load ../lib/mount
+
+setup() {
+	# slow parts (1 MiB each, one at a time, 150 ms per request) keep an upload in flight
+	fs_setup --latency-ms 150 --max-upload-bytes 30M
+	FS_ALLOW='upload of big.bin failed'
+	head -c 40M /dev/urandom >"$BATS_TEST_TMPDIR/big.bin"
+	head -c 20M /dev/urandom >"$BATS_TEST_TMPDIR/mid.bin"
+}
+
+teardown() {
+	[ -z "${CP_PID:-}" ] || wait "$CP_PID" || true
+	fs_teardown
+}
+
+status_json() { "$UPLOADFS" status --json "$MNT"; }
+
+# waits until mid.bin is on its way up with some bytes acknowledged
+wait_in_flight() {
+	local i
+	for i in $(seq 100); do
+		status_json | jq -e '.uploads[] | select(.name == "mid.bin" and .status == "uploading" and .bytes_sent > 0)' >/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+@test "status --json: an upload in flight with its progress, a failed one with its error" {
+	mount_fs -o part_size=1M,parallel=1
+	run cp "$BATS_TEST_TMPDIR/big.bin" "$MNT/"
+	[ "$status" != 0 ]
+	cp "$BATS_TEST_TMPDIR/mid.bin" "$MNT/" &
+	CP_PID=$!
+	wait_in_flight
+	run status_json
+	[ "$status" = 0 ]
+	jq -e --arg m "$MNT" --arg b "$BASE" '.mount == $m and .server == $b and .uploading == 1 and .failed == 1 and .more == 0' <<<"$output"
+	jq -e '.uploads[] | select(.name == "mid.bin") | .bytes == 20971520 and .bytes_sent > 0 and .bytes_sent < .bytes and (.upload_id | startswith("upload_")) and .seconds > 0' <<<"$output"
+	jq -e '.uploads[] | select(.name == "big.bin") | .status == "failed" and (.error | contains("maximum upload size"))' <<<"$output"
+	# in-flight entries come first
+	[ "$(jq -r '.uploads[0].name' <<<"$output")" = mid.bin ]
+	wait "$CP_PID"
+	CP_PID=
+	# done: only the failed one is left
+	run status_json
+	[ "$(jq -c '[.uploads[].name]' <<<"$output")" = '["big.bin"]' ]
+}
+
+@test "status on a terminal: a progress bar, rate and ETA; plain lines otherwise" {
+	mount_fs -o part_size=1M,parallel=1
+	cp "$BATS_TEST_TMPDIR/mid.bin" "$MNT/" &
+	CP_PID=$!
+	wait_in_flight
+	run script -qec "'$UPLOADFS' status '$MNT'" /dev/null
+	[ "$status" = 0 ]
+	[[ "$output" == *"1 uploading, 0 being written, 0 failed"* ]]
+	line=$(grep '^mid.bin' <<<"$output")
+	[[ "$line" =~ \[#*-*\]\ +[0-9]+%\ +[0-9.]+\ MiB\ /\ 20\.0\ MiB\ +[0-9.]+\ [KM]?i?B/s\ +ETA\ [0-9]+:[0-9]{2} ]]
+	# not a terminal: the same facts, no bar
+	run "$UPLOADFS" status "$MNT"
+	[ "$status" = 0 ]
+	[[ "$output" =~ mid\.bin\ +uploading\ +[0-9.]+\ [KM]?i?B\ of\ 20\.0\ MiB ]]
+	[[ "$output" != *"["* ]]
+	wait "$CP_PID"
+	CP_PID=
+	run "$UPLOADFS" status "$MNT"
+	[[ "$output" == *"no uploads in flight or failed"* ]]
+}
+
+@test "status --watch refreshes until interrupted; --json gives one object per refresh" {
+	mount_fs -o part_size=1M,parallel=1
+	cp "$BATS_TEST_TMPDIR/mid.bin" "$MNT/" &
+	CP_PID=$!
+	wait_in_flight
+	run timeout 2.5 "$UPLOADFS" status --watch --json --interval 0.5 "$MNT"
+	[ "$status" = 124 ] # still watching when timeout stopped it
+	[ "$(wc -l <<<"$output")" -ge 4 ]
+	# bytes_sent of mid.bin never goes back, and moves
+	sent=$(jq -r '.uploads[] | select(.name == "mid.bin") | .bytes_sent' <<<"$output")
+	[ "$(sort -n <<<"$sent")" = "$sent" ]
+	[ "$(head -n1 <<<"$sent")" != "$(tail -n1 <<<"$sent")" ]
+	run timeout 1.5 "$UPLOADFS" status --watch --interval 0.5 "$MNT"
+	[ "$(grep -c 'being written' <<<"$output")" -ge 2 ]
+}
+
+@test "status refuses what is not an uploadfs mount, and bad arguments" {
+	run "$UPLOADFS" status "$BATS_TEST_TMPDIR"
+	[ "$status" = 1 ]
+	[[ "$output" == *"is not an uploadfs mount"* ]]
+	run "$UPLOADFS" status
+	[ "$status" = 2 ]
+	run "$UPLOADFS" status --interval 0 /
+	[ "$status" = 2 ]
+	[[ "$output" == *"--interval"* ]]
+	# the status attribute is not listed: rsync -X and getfattr -d do not copy it
+	mount_fs
+	! getfattr -d -m - "$MNT" 2>/dev/null | grep -q uploadfs.status
+}
