@@ -4,6 +4,7 @@
 load ../lib/common
 
 MAN=$BATS_TEST_DIRNAME/../../packaging/man
+BASE_X=http://127.0.0.1:9/v1
 
 render() { MANWIDTH=100 man -l "$MAN/$1" 2>"$BATS_TEST_TMPDIR/warn"; }
 
@@ -34,9 +35,33 @@ render() { MANWIDTH=100 man -l "$MAN/$1" 2>"$BATS_TEST_TMPDIR/warn"; }
 	[[ "$out" == *"pkg-config --cflags --libs uploadfs"* ]]
 }
 
-@test "meson install puts the three pages in place" {
-	DESTDIR=$BATS_TEST_TMPDIR/root meson install -C "$UPLOADFS_BUILD" --no-rebuild --quiet >/dev/null
-	[ -n "$(find "$BATS_TEST_TMPDIR/root" -path '*/man1/uploadfs.1*')" ]
-	[ -n "$(find "$BATS_TEST_TMPDIR/root" -path '*/man1/uploadfs-server.1*')" ]
-	[ -n "$(find "$BATS_TEST_TMPDIR/root" -path '*/man3/libuploadfs.3*')" ]
+@test "mount.uploadfs(8) renders and documents the helper" {
+	out=$(render mount.uploadfs.8)
+	[ ! -s "$BATS_TEST_TMPDIR/warn" ]
+	for word in "mount -t fuse.uploadfs" fstab _netdev nofail api_key_file; do
+		grep -q -- "$word" <<<"$out" || { echo "mount.uploadfs(8) lacks $word" >&2; return 1; }
+	done
+	# uploadfs(1) tells of status, -o log and the helper
+	out=$(render uploadfs.1)
+	for word in "uploadfs status" --json --watch log= SIGHUP mount.uploadfs "Files API"; do
+		grep -q -- "$word" <<<"$out" || { echo "uploadfs(1) lacks $word" >&2; return 1; }
+	done
+}
+
+@test "meson install puts the pages, the mount helper and the units in place" {
+	root=$BATS_TEST_TMPDIR/root
+	DESTDIR=$root meson install -C "$UPLOADFS_BUILD" --no-rebuild --quiet >/dev/null
+	[ -n "$(find "$root" -path '*/man1/uploadfs.1*')" ]
+	[ -n "$(find "$root" -path '*/man1/uploadfs-server.1*')" ]
+	[ -n "$(find "$root" -path '*/man3/libuploadfs.3*')" ]
+	[ -n "$(find "$root" -path '*/man8/mount.uploadfs.8*')" ]
+	helper=$(find "$root" -path '*/sbin/mount.uploadfs')
+	[ -x "$helper" ]
+	[ "$(readlink "$(dirname "$helper")/mount.fuse.uploadfs")" = mount.uploadfs ]
+	[ -n "$(find "$root" -path '*/systemd/system/uploadfs-server.service')" ]
+	[ -n "$(find "$root" -path '*/examples/mnt-uploads.mount')" ]
+	# the helper finds the uploadfs installed beside it, and passes what uploadfs takes
+	run "$helper" none /mnt/x -f -v -o "api_base=$BASE_X,defaults,_netdev,x-systemd.automount,parallel=2"
+	[ "$status" = 0 ]
+	[ "$output" = "mount.uploadfs: $(cd "$(dirname "$helper")/../bin" && pwd -P)/uploadfs -o api_base=$BASE_X,parallel=2 /mnt/x" ]
 }
