@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds uploadfs and runs every test: the C unit tests (meson test) and the bats suites,
-# once on the normal build and once on an ASan+UBSan build. Prints "N passed, N failed"
+# once on the normal build and once on an ASan+UBSan build; builds, installs and tests
+# the Debian package; runs valgrind and the fuzzers briefly. Prints "N passed, N failed"
 # as its last line and exits non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +53,22 @@ echo "== release: valgrind"
 UPLOADFS_BUILD=$top/build bats --tap tests/valgrind >"$log/release-valgrind.txt" 2>&1
 grep -E '^not ok' -A 30 "$log/release-valgrind.txt" | head -n 100
 count_tap "$log/release-valgrind.txt"
+
+# The Debian package, built from packaging/ and installed; tests/deb runs from its paths
+# (mount -t fuse.uploadfs, an fstab, systemd-analyze verify).
+echo "== deb: build, install, test"
+if bash packaging/build-deb.sh "$top/build/deb" >"$log/deb-build.txt" 2>&1 &&
+	dpkg -i "$top"/build/deb/uploadfs_*.deb >>"$log/deb-build.txt" 2>&1; then
+	echo "ok the package builds and installs"
+	passed=$((passed + 1))
+	bats --tap tests/deb >"$log/deb-bats.txt" 2>&1
+	grep -E '^not ok' -A 15 "$log/deb-bats.txt" | head -n 100
+	count_tap "$log/deb-bats.txt"
+else
+	echo "not ok the package builds and installs"
+	tail -n 30 "$log/deb-build.txt"
+	failed=$((failed + 1))
+fi
 
 # The same suites under AddressSanitizer and UBSan: any report fails the run.
 export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0
