@@ -61,6 +61,15 @@ struct upload {
 	size_t nparts, cap_parts;
 	uint64_t parts_bytes;
 	bool busy;		/* a complete is assembling the content */
+	/* The content assembled as parts arrive: parts[0..asm_n) are appended to asm_fd and
+	 * hashed into asm_md, in commit order. A complete that lists the parts in that order
+	 * only finishes the hash; any other order assembles from the parts again. */
+	int asm_fd;		/* -1: none yet */
+	EVP_MD_CTX *asm_md;
+	size_t asm_n;
+	uint64_t asm_bytes;
+	bool asm_busy;		/* a thread is appending (without the lock) */
+	bool asm_broken;	/* an append failed, or the parts were dropped meanwhile */
 	char *complete_sig;	/* the part_ids+md5 the upload was completed with */
 	json_object *file_json; /* the File created at completion */
 };
@@ -429,10 +438,15 @@ static int persist_file(struct srv_store *st, const struct file *f)
 	return rc;
 }
 
+static void asm_reset(struct srv_store *st, struct upload *u);
+
 static void upload_free(struct upload *u)
 {
 	if (!u)
 		return;
+	if (u->asm_fd >= 0)
+		close(u->asm_fd);
+	EVP_MD_CTX_free(u->asm_md);
 	free(u->filename);
 	free(u->mime_type);
 	free(u->parts);
@@ -459,6 +473,10 @@ static void drop_parts(struct srv_store *st, struct upload *u)
 	free(u->parts);
 	u->parts = NULL;
 	u->nparts = u->cap_parts = 0;
+	if (u->asm_busy)
+		u->asm_broken = true; /* the appending thread cleans up */
+	else
+		asm_reset(st, u);
 }
 
 /* Moves a pending upload past its expiry to "expired"; returns true if it is pending. */
@@ -614,6 +632,8 @@ int srv_upload_create(struct srv_store *st, json_object *req, json_object **out,
 		return rc;
 
 	struct upload *u = calloc(1, sizeof *u);
+	if (u)
+		u->asm_fd = -1;
 	if (!u)
 		return srv_err_set(err, ENOMEM, 500, NULL, "out of memory");
 	u->filename = strndup(filename, flen);
@@ -727,6 +747,97 @@ static json_object *part_to_json(const struct part *p, const char *upload_id)
 	return o;
 }
 
+/* Forgets the assembled prefix and removes its file (lock held, no append running). */
+static void asm_reset(struct srv_store *st, struct upload *u)
+{
+	char path[4096];
+	if (u->asm_fd >= 0)
+		close(u->asm_fd);
+	if ((u->asm_fd >= 0 || u->asm_md) &&
+	    pathf(path, sizeof path, st, "content/.tmp-asm-%s", u->id) == 0)
+		unlink(path);
+	u->asm_fd = -1;
+	EVP_MD_CTX_free(u->asm_md);
+	u->asm_md = NULL;
+	u->asm_n = 0;
+	u->asm_bytes = 0;
+	u->asm_broken = false;
+}
+
+/* Appends one part to fd, hashing it (no lock: parts are immutable). */
+static int asm_append(struct srv_store *st, const char *upload_id, const char *part_id,
+		      uint64_t bytes, int fd, EVP_MD_CTX *md, char *buf)
+{
+	char path[4096];
+	int rc = pathf(path, sizeof path, st, "parts/%s/%s", upload_id, part_id);
+	int in = rc == 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	if (in < 0)
+		return rc < 0 ? rc : -errno;
+	while (rc == 0 && bytes) {
+		ssize_t r = read(in, buf, bytes < COPY_BUF ? bytes : COPY_BUF);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			rc = r < 0 ? -errno : -EIO;
+			break;
+		}
+		EVP_DigestUpdate(md, buf, (size_t)r);
+		rc = write_all(fd, buf, (size_t)r);
+		bytes -= (uint64_t)r;
+	}
+	close(in);
+	return rc;
+}
+
+/* Brings the assembled prefix up to the parts committed so far. One thread at a time per
+ * upload appends; the others leave it the work. Called without the lock. */
+static void asm_advance(struct srv_store *st, struct upload *u)
+{
+	char path[4096];
+	char *buf = NULL;
+	pthread_mutex_lock(&st->mu);
+	if (u->asm_busy || u->busy || u->status != U_PENDING || u->asm_broken) {
+		pthread_mutex_unlock(&st->mu);
+		return;
+	}
+	if (u->asm_fd < 0) {
+		u->asm_md = EVP_MD_CTX_new();
+		if (u->asm_md && EVP_DigestInit_ex(u->asm_md, EVP_md5(), NULL) == 1 &&
+		    pathf(path, sizeof path, st, "content/.tmp-asm-%s", u->id) == 0)
+			u->asm_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (u->asm_fd < 0) {
+			u->asm_broken = true;
+			pthread_mutex_unlock(&st->mu);
+			return;
+		}
+	}
+	u->asm_busy = true;
+	while (u->asm_n < u->nparts && !u->asm_broken && u->status == U_PENDING && !u->busy) {
+		struct part p = u->parts[u->asm_n];
+		int fd = u->asm_fd;
+		EVP_MD_CTX *md = u->asm_md;
+		pthread_mutex_unlock(&st->mu);
+		int rc = buf ? 0 : -ENOMEM;
+		if (!buf && (buf = malloc(COPY_BUF)))
+			rc = 0;
+		if (rc == 0)
+			rc = asm_append(st, u->id, p.id, p.bytes, fd, md, buf);
+		pthread_mutex_lock(&st->mu);
+		if (rc < 0) {
+			u->asm_broken = true;
+			break;
+		}
+		u->asm_n++;
+		u->asm_bytes += p.bytes;
+	}
+	u->asm_busy = false;
+	if (u->asm_broken || u->status != U_PENDING)
+		asm_reset(st, u); /* a later part starts over; complete assembles from the parts */
+	pthread_cond_broadcast(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+	free(buf);
+}
+
 int srv_part_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes, json_object **out,
 		    struct srv_err *err)
 {
@@ -774,6 +885,8 @@ int srv_part_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes,
 	pthread_mutex_unlock(&st->mu);
 	if (rc < 0)
 		srv_blob_abort(blob);
+	else
+		asm_advance(st, u); /* uploads are never freed while the store is open */
 	return rc;
 }
 
@@ -1001,7 +1114,8 @@ int srv_upload_complete(struct srv_store *st, const char *upload_id, json_object
 
 	pthread_mutex_lock(&st->mu);
 	rc = upload_lookup(st, upload_id, &u, err);
-	while (rc == 0 && u->busy) /* a concurrent complete (a client's retry) */
+	/* a concurrent complete (a client's retry), or parts still being appended */
+	while (rc == 0 && (u->busy || u->asm_busy))
 		pthread_cond_wait(&st->cv, &st->mu);
 	if (rc == 0 && u->status == U_COMPLETED) {
 		if (u->complete_sig && strcmp(u->complete_sig, c.sig) == 0)
@@ -1026,6 +1140,55 @@ int srv_upload_complete(struct srv_store *st, const char *upload_id, json_object
 		memcpy(ids[i], list[i]->id, SRV_ID_MAX);
 		sizes[i] = list[i]->bytes;
 	}
+	/* Assembled already, in this order: only the hash is left to finish. */
+	bool ready = rc == 0 && u->asm_fd >= 0 && !u->asm_broken && u->asm_n == c.n;
+	for (size_t i = 0; ready && i < c.n; i++)
+		ready = list[i] == &u->parts[i];
+	char md5[33] = "";
+	if (ready) {
+		EVP_MD_CTX *md = EVP_MD_CTX_new();
+		unsigned char h[EVP_MAX_MD_SIZE];
+		unsigned hl = 0;
+		ready = md && EVP_MD_CTX_copy_ex(md, u->asm_md) == 1 &&
+			EVP_DigestFinal_ex(md, h, &hl) == 1 && hl == 16 &&
+			close(u->asm_fd) == 0;
+		EVP_MD_CTX_free(md);
+		for (unsigned i = 0; ready && i < 16; i++)
+			snprintf(md5 + 2 * i, 3, "%02x", h[i]);
+		u->asm_fd = -1; /* closed, or asm_reset below cannot close it either */
+		if (rc == 0 && (rc = pathf(tmp, sizeof tmp, st, "content/.tmp-asm-%s", u->id)) < 0)
+			rc = disk_err(err, -rc, "assemble the file");
+		if (rc == 0 && ready && c.md5[0] && strcmp(c.md5, md5) != 0) {
+			/* the client may still add parts: keep the assembled prefix going */
+			int fd = open(tmp, O_WRONLY | O_APPEND | O_CLOEXEC);
+			if (fd >= 0)
+				u->asm_fd = fd;
+			else
+				asm_reset(st, u);
+			rc = srv_err_set(err, EBADMSG, 400, "md5",
+					 "md5 mismatch: the request says %s, the uploaded bytes "
+					 "hash to %s",
+					 c.md5, md5);
+		}
+		if (rc == 0 && ready) {
+			EVP_MD_CTX_free(u->asm_md);
+			u->asm_md = NULL;
+			u->asm_n = 0;
+			u->asm_bytes = 0;
+			rc = finish_upload(st, u, tmp, &c.sig, err);
+			if (rc == 0)
+				*out = upload_to_json(u, false);
+			else
+				unlink(tmp);
+			pthread_mutex_unlock(&st->mu);
+			free(list);
+			free(c.sig);
+			return rc;
+		}
+		if (rc == 0)
+			asm_reset(st, u);
+		md5[0] = '\0';
+	}
 	if (rc == 0 && (rc = pathf(tmp, sizeof tmp, st, "content/.tmp-%s", u->id)) < 0)
 		rc = disk_err(err, -rc, "assemble the file");
 	if (rc == 0)
@@ -1035,7 +1198,6 @@ int srv_upload_complete(struct srv_store *st, const char *upload_id, json_object
 
 	/* The long part, without the lock: parts are immutable and nothing removes them while
 	 * the upload is busy. */
-	char md5[33] = "";
 	if (rc == 0) {
 		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0) {
@@ -1376,7 +1538,7 @@ static struct upload *upload_from_json(json_object *o)
 	struct upload *u = NULL;
 	if (!id || !fn || !purpose || !IN_LIST(purpose, purposes) || !mime || !status ||
 	    !jint(o, "bytes", &bytes) || bytes < 0 || !jint(o, "created_at", &created) ||
-	    !jint(o, "expires_at", &expires) || !(u = calloc(1, sizeof *u)))
+	    !jint(o, "expires_at", &expires) || !(u = calloc(1, sizeof *u)) || (u->asm_fd = -1) != -1)
 		return NULL;
 	int s = -1;
 	for (int i = 0; i < 4; i++)

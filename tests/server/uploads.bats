@@ -211,6 +211,28 @@ teardown() {
 	[ "$(jq -r .status <<<"$body")" = completed ]
 }
 
+@test "content assembled as parts arrive: a refused complete, more parts, then the right one" {
+	# parts in commit order are appended and hashed as they arrive; complete only
+	# finishes the hash. A refused complete keeps the upload (and that work) going.
+	cat "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b" "$BATS_TEST_TMPDIR/a" >"$BATS_TEST_TMPDIR/aba"
+	up=$(new_upload 800001)
+	pa=$(add_part "$up" "$BATS_TEST_TMPDIR/a")
+	pb=$(add_part "$up" "$BATS_TEST_TMPDIR/b")
+	complete "$up" 00000000000000000000000000000000 "$pa" "$pb"
+	assert_error 400
+	pa2=$(add_part "$up" "$BATS_TEST_TMPDIR/a")
+	complete "$up" "$(md5_of "$BATS_TEST_TMPDIR/aba")" "$pa" "$pb" "$pa2"
+	[ "$code" = 200 ]
+	fid=$(jq -r .file.id <<<"$body")
+	curl -sS "$BASE/files/$fid/content" | cmp - "$BATS_TEST_TMPDIR/aba"
+	# a cancelled upload leaves nothing being assembled behind
+	up2=$(new_upload 300000)
+	add_part "$up2" "$BATS_TEST_TMPDIR/a" >/dev/null
+	api POST "/uploads/$up2/cancel"
+	[ "$code" = 200 ]
+	[ -z "$(ls -A "$BATS_TEST_TMPDIR/data/content" | grep -v "^$fid\$")" ]
+}
+
 @test "a repeated complete gets the same answer, a different one is 400" {
 	up=$(new_upload 300000)
 	pa=$(add_part "$up" "$BATS_TEST_TMPDIR/a")
