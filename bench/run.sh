@@ -42,7 +42,7 @@ server() { # fresh data directory each time: every run uploads into an empty ser
 	rm -rf "$work/data"
 	"$SERVER" --listen 127.0.0.1:0 --data "$work/data" >"$work/srv.out" 2>>"$work/srv.err" &
 	srv_pid=$!
-	until base=$(sed -n 's/^listening on //p' "$work/srv.out") && [ -n "$base" ]; do sleep 0.05; done
+	until base=$(sed -n 's/^listening on //p' "$work/srv.out" 2>/dev/null) && [ -n "$base" ]; do sleep 0.05; done
 }
 
 mount_fs() {

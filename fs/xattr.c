@@ -220,6 +220,20 @@ static char *mount_status(struct uf_mount *m)
 	return out;
 }
 
+/* Answers a getxattr or listxattr: the size when asked for it, ERANGE when the caller's
+ * buffer is too small, else the bytes; rc < 0 is the error. */
+static void reply_xattr(fuse_req_t req, int rc, const char *val, size_t len, size_t size)
+{
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, val, len);
+}
+
 void uf_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	/* Asked before every write by the kernel: answered at once, no lock, no network. */
@@ -236,15 +250,7 @@ void uf_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 		pthread_mutex_lock(&m->tree.mu);
 		char *st = mount_status(m);
 		pthread_mutex_unlock(&m->tree.mu);
-		size_t len = st ? strlen(st) : 0;
-		if (!st)
-			fuse_reply_err(req, ENOMEM);
-		else if (size == 0)
-			fuse_reply_xattr(req, len);
-		else if (size < len)
-			fuse_reply_err(req, ERANGE);
-		else
-			fuse_reply_buf(req, st, len);
+		reply_xattr(req, st ? 0 : -ENOMEM, st, st ? strlen(st) : 0, size);
 		free(st);
 		return;
 	}
@@ -253,15 +259,7 @@ void uf_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 	struct uf_node *n = uf_tree_get(&m->tree, ino);
 	int rc = n ? value_of(m, n, name, val, sizeof val) : -ESTALE;
 	pthread_mutex_unlock(&m->tree.mu);
-	size_t len = rc == 0 ? strlen(val) : 0;
-	if (rc < 0)
-		fuse_reply_err(req, -rc);
-	else if (size == 0)
-		fuse_reply_xattr(req, len);
-	else if (size < len)
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, val, len);
+	reply_xattr(req, rc, val, rc == 0 ? strlen(val) : 0, size);
 }
 
 void uf_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
@@ -284,14 +282,7 @@ void uf_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		}
 	}
 	pthread_mutex_unlock(&m->tree.mu);
-	if (!n)
-		fuse_reply_err(req, ESTALE);
-	else if (size == 0)
-		fuse_reply_xattr(req, len);
-	else if (size < len)
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, list, len);
+	reply_xattr(req, n ? 0 : -ESTALE, list, len, size);
 }
 
 /* Sets (value) or removes (value NULL) user.purpose / user.mime_type (tree lock held). */

@@ -70,6 +70,11 @@ struct upload {
 	uint64_t asm_bytes;
 	bool asm_busy;		/* a thread is appending (without the lock) */
 	bool asm_broken;	/* an append failed, or the parts were dropped meanwhile */
+	/* Parts that finish in another order than they started come from parallel senders:
+	 * their commit order says nothing of the file's order, so assembling early would be
+	 * work done twice. It stops for that upload at the first such part. */
+	uint64_t starts;	/* part requests begun */
+	bool asm_off;
 	char *complete_sig;	/* the part_ids+md5 the upload was completed with */
 	json_object *file_json; /* the File created at completion */
 };
@@ -717,8 +722,10 @@ int srv_part_begin(struct srv_store *st, const char *upload_id, struct srv_blob 
 		rc = disk_err(err, errno, "create the part directory");
 	if (rc == 0)
 		rc = blob_open(blob, dir, err);
-	if (rc == 0)
+	if (rc == 0) {
 		snprintf(blob->owner, sizeof blob->owner, "%s", u->id);
+		blob->start_no = u->starts++;
+	}
 	pthread_mutex_unlock(&st->mu);
 	return rc;
 }
@@ -796,7 +803,9 @@ static void asm_advance(struct srv_store *st, struct upload *u)
 	char path[4096];
 	char *buf = NULL;
 	pthread_mutex_lock(&st->mu);
-	if (u->asm_busy || u->busy || u->status != U_PENDING || u->asm_broken) {
+	if (u->asm_off && !u->asm_busy && !u->busy)
+		asm_reset(st, u);
+	if (u->asm_busy || u->busy || u->status != U_PENDING || u->asm_broken || u->asm_off) {
 		pthread_mutex_unlock(&st->mu);
 		return;
 	}
@@ -812,7 +821,8 @@ static void asm_advance(struct srv_store *st, struct upload *u)
 		}
 	}
 	u->asm_busy = true;
-	while (u->asm_n < u->nparts && !u->asm_broken && u->status == U_PENDING && !u->busy) {
+	while (u->asm_n < u->nparts && !u->asm_broken && !u->asm_off && u->status == U_PENDING &&
+	       !u->busy) {
 		struct part p = u->parts[u->asm_n];
 		int fd = u->asm_fd;
 		EVP_MD_CTX *md = u->asm_md;
@@ -831,7 +841,7 @@ static void asm_advance(struct srv_store *st, struct upload *u)
 		u->asm_bytes += p.bytes;
 	}
 	u->asm_busy = false;
-	if (u->asm_broken || u->status != U_PENDING)
+	if (u->asm_broken || u->asm_off || u->status != U_PENDING)
 		asm_reset(st, u); /* a later part starts over; complete assembles from the parts */
 	pthread_cond_broadcast(&st->cv);
 	pthread_mutex_unlock(&st->mu);
@@ -873,6 +883,8 @@ int srv_part_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes,
 	}
 	if (rc == 0 && rename(blob->path, path) < 0)
 		rc = disk_err(err, errno, "store the part");
+	if (rc == 0 && blob->start_no != u->nparts)
+		u->asm_off = true; /* finished out of the order it started in, or after a gap */
 	if (rc == 0 && part_push(u, &p) < 0) {
 		unlink(path);
 		rc = srv_err_set(err, ENOMEM, 500, NULL, "out of memory");

@@ -32,6 +32,7 @@ struct srv_blob {
 	int fd;
 	char path[4096];
 	char owner[64]; /* the upload id, for parts */
+	uint64_t start_no; /* parts: the how-manieth part request of its upload */
 };
 
 int srv_store_open(const char *dir, const struct srv_limits *lim, struct srv_store **out,

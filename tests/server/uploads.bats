@@ -233,6 +233,21 @@ teardown() {
 	[ -z "$(ls -A "$BATS_TEST_TMPDIR/data/content" | grep -v "^$fid\$")" ]
 }
 
+@test "parts that finish out of the order they started still assemble in the listed order" {
+	# a slow first part and a fast second one: the second is stored first, so the
+	# server stops assembling early for this upload and assembles at complete
+	up=$(new_upload 500001)
+	curl -sS --limit-rate 150K "$BASE/uploads/$up/parts" -F "data=@$BATS_TEST_TMPDIR/a" >"$BATS_TEST_TMPDIR/slow" &
+	slow=$!
+	sleep 0.5
+	pb=$(add_part "$up" "$BATS_TEST_TMPDIR/b")
+	wait "$slow"
+	pa=$(jq -r .id "$BATS_TEST_TMPDIR/slow")
+	complete "$up" "$(md5_of "$BATS_TEST_TMPDIR/ab")" "$pa" "$pb"
+	[ "$code" = 200 ]
+	curl -sS "$BASE/files/$(jq -r .file.id <<<"$body")/content" | cmp - "$BATS_TEST_TMPDIR/ab"
+}
+
 @test "a repeated complete gets the same answer, a different one is 400" {
 	up=$(new_upload 300000)
 	pa=$(add_part "$up" "$BATS_TEST_TMPDIR/a")
