@@ -1194,6 +1194,8 @@ int srv_upload_complete(struct srv_store *st, const char *upload_id, json_object
 				unlink(tmp);
 			pthread_mutex_unlock(&st->mu);
 			free(list);
+			free(ids);
+			free(sizes);
 			free(c.sig);
 			return rc;
 		}
