@@ -16,6 +16,15 @@
 #include <unistd.h>
 
 #define HASH_BUF (1u << 20)
+#define HASH_INLINE (1u << 20) /* files up to this size hash on the write path */
+#define HQ_MAX (4u << 20)      /* bytes waiting for the hasher thread */
+
+/* A copy of written bytes, waiting for the file's MD5. */
+struct hchunk {
+	struct hchunk *next;
+	size_t len;
+	char data[];
+};
 
 struct wpart {
 	char id[UP_ID_MAX];
@@ -56,6 +65,16 @@ struct up_writer {
 	bool keep;
 	char *journal;		/* the record's path, or NULL */
 	char *jmime, *jpurpose; /* for the record */
+
+	/* Past HASH_INLINE the file's MD5 runs on a thread of its own: write() hands it a copy
+	 * of the bytes and returns, so hashing overlaps the writer's next write. md_all is the
+	 * hasher's while it runs; everyone else stops it first (hasher_stop). */
+	pthread_mutex_t hq_mu;
+	pthread_cond_t hq_cv;
+	struct hchunk *hq_head, *hq_tail;
+	size_t hq_bytes;
+	bool hq_busy, hq_stop, hq_running;
+	pthread_t hq_thr;
 };
 
 static void latch(struct up_writer *w, int err, const char *msg)
@@ -120,8 +139,79 @@ static void set_meta(struct up_writer *w, const char *filename, const char *mime
 	w->jpurpose = dup_or_null(purpose);
 }
 
+static void *hasher_main(void *arg)
+{
+	struct up_writer *w = arg;
+	pthread_mutex_lock(&w->hq_mu);
+	for (;;) {
+		while (!w->hq_head && !w->hq_stop)
+			pthread_cond_wait(&w->hq_cv, &w->hq_mu);
+		struct hchunk *c = w->hq_head;
+		if (!c)
+			break; /* stopped, and nothing left */
+		w->hq_head = c->next;
+		if (!w->hq_head)
+			w->hq_tail = NULL;
+		w->hq_busy = true;
+		pthread_mutex_unlock(&w->hq_mu);
+		EVP_DigestUpdate(w->md_all, c->data, c->len);
+		pthread_mutex_lock(&w->hq_mu);
+		w->hq_bytes -= c->len;
+		w->hq_busy = false;
+		free(c);
+		pthread_cond_broadcast(&w->hq_cv);
+	}
+	pthread_mutex_unlock(&w->hq_mu);
+	return NULL;
+}
+
+/* Waits until the hasher has taken in every byte handed to it, and ends it: md_all is the
+ * caller's again. */
+static void hasher_stop(struct up_writer *w)
+{
+	if (!w->hq_running)
+		return;
+	pthread_mutex_lock(&w->hq_mu);
+	w->hq_stop = true;
+	pthread_cond_broadcast(&w->hq_cv);
+	pthread_mutex_unlock(&w->hq_mu);
+	pthread_join(w->hq_thr, NULL);
+	w->hq_running = false;
+	w->hq_stop = false;
+}
+
+/* The file's MD5 over the next bytes, in order: inline for small files and while
+ * finishing, else by the hasher thread from a copy (lock held). */
+static void md_update(struct up_writer *w, const char *buf, size_t n)
+{
+	bool async = !w->finishing && (w->hq_running || w->hashed + n > HASH_INLINE);
+	if (async && !w->hq_running)
+		w->hq_running = pthread_create(&w->hq_thr, NULL, hasher_main, w) == 0;
+	struct hchunk *c = async && w->hq_running ? malloc(sizeof *c + n) : NULL;
+	if (!c) {
+		hasher_stop(w); /* keeps the order */
+		EVP_DigestUpdate(w->md_all, buf, n);
+		return;
+	}
+	c->next = NULL;
+	c->len = n;
+	memcpy(c->data, buf, n);
+	pthread_mutex_lock(&w->hq_mu);
+	while (w->hq_head && w->hq_bytes + n > HQ_MAX) /* back-pressure */
+		pthread_cond_wait(&w->hq_cv, &w->hq_mu);
+	if (w->hq_tail)
+		w->hq_tail->next = c;
+	else
+		w->hq_head = c;
+	w->hq_tail = c;
+	w->hq_bytes += n;
+	pthread_cond_broadcast(&w->hq_cv);
+	pthread_mutex_unlock(&w->hq_mu);
+}
+
 static void md_reset(struct up_writer *w)
 {
+	hasher_stop(w);
 	EVP_DigestInit_ex(w->md_all, EVP_md5(), NULL);
 }
 
@@ -147,6 +237,8 @@ static int writer_open(const struct up_writer_config *cfg, const char *path, int
 	w->keep = true; /* until the file is ours */
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
+	pthread_mutex_init(&w->hq_mu, NULL);
+	pthread_cond_init(&w->hq_cv, NULL);
 	w->md_all = EVP_MD_CTX_new();
 	w->spool = strdup(path);
 	w->journal = dup_or_null(cfg->journal_path);
@@ -173,6 +265,9 @@ void up_writer_free(struct up_writer *w)
 	if (!w)
 		return;
 	up_writer_sync(w);
+	hasher_stop(w);
+	pthread_mutex_destroy(&w->hq_mu);
+	pthread_cond_destroy(&w->hq_cv);
 	if (w->fd >= 0)
 		close(w->fd);
 	if (w->spool && !w->keep)
@@ -220,7 +315,7 @@ static int hash_on(struct up_writer *w, const char *buf, size_t len)
 	while (len) {
 		uint64_t in_part = w->hashed - (uint64_t)w->nparts * ps;
 		size_t n = (size_t)(ps - in_part < len ? ps - in_part : len);
-		EVP_DigestUpdate(w->md_all, buf, n);
+		md_update(w, buf, n);
 		w->hashed += n;
 		buf += n;
 		len -= n;
@@ -599,6 +694,7 @@ int up_writer_finish(struct up_writer *w, const char *filename, const char *mime
 				    rc == -ECANCELED ? "cancelled" : "finished");
 	}
 	w->finishing = true;
+	hasher_stop(w); /* from here on the file's MD5 is hashed inline */
 	wait_idle_locked(w);
 	int rc = w->err;
 	if (rc < 0) {

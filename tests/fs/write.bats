@@ -152,6 +152,28 @@ PY
 	[ "$(remote_md5 ooo.bin)" = "$(md5_of "$BATS_TEST_TMPDIR/ooo.bin")" ]
 }
 
+@test "the file's MD5 on its hashing thread: past 1 MiB, a truncate to 0, a late overwrite" {
+	# in order past 1 MiB (the hasher thread takes over), truncated to 0 while open and
+	# written again, then an overwrite of hashed bytes: the md5 is always the content's
+	python3 - "$MNT/h.bin" "$BATS_TEST_TMPDIR/h.bin" <<'PY'
+import os, sys
+first, second = os.urandom(3_000_000), bytearray(os.urandom(2_500_001))
+for path in sys.argv[1:]:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    for off in range(0, len(first), 99_999):
+        os.write(fd, first[off:off + 99_999])
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    for off in range(0, len(second), 777_777):
+        os.write(fd, second[off:off + 777_777])
+    os.pwrite(fd, b"late", 2_000_000)
+    os.close(fd)
+PY
+	[ "$(remote_md5 h.bin)" = "$(md5_of "$BATS_TEST_TMPDIR/h.bin")" ]
+	[ "$(xattr "$MNT/h.bin" user.upload.md5)" = "$(md5_of "$BATS_TEST_TMPDIR/h.bin")" ]
+	put 7000001 h2.bin
+}
+
 @test "a sparse file (seek past the end) uploads its holes as zeros" {
 	python3 - "$MNT/sparse.bin" <<'PY'
 import os, sys
