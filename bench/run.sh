@@ -79,16 +79,19 @@ large_md5=$(md5sum <"$work/large" | cut -d' ' -f1)
 mkdir -p "$work/parts8" "$work/parts64"
 split -b 8M -d -a 5 "$work/large" "$work/parts8/p"
 split -b 64M -d -a 5 "$work/large" "$work/parts64/p"
+sync # the inputs' writeback must not run during the timed copies
 
 # ---- 1. large file ----
 t_cp=() t_par=() t_seq=()
 for r in $(seq "$RUNS"); do
 	server
 	mount_fs
+	sync
 	s=$(now); cp "$work/large" "$mnt/large"; t_cp+=("$(echo "$(now) - $s" | bc)")
 	umount_fs
 
 	server
+	sync
 	s=$(now)
 	up=$(create "$large" large)
 	ls "$work/parts8" | xargs -P 4 -I{} sh -c \
@@ -99,6 +102,7 @@ for r in $(seq "$RUNS"); do
 	rm -f "$work"/parts8/*.id
 
 	server
+	sync
 	s=$(now)
 	up=$(create "$large" large)
 	: >"$work/ids"

@@ -17,7 +17,7 @@
 
 #define HASH_BUF (1u << 20)
 #define HASH_INLINE (1u << 20) /* files up to this size hash on the write path */
-#define HQ_MAX (4u << 20)      /* bytes waiting for the hasher thread */
+#define HQ_MAX (1u << 20)      /* bytes waiting for the hasher thread */
 
 /* A copy of written bytes, waiting for the file's MD5. */
 struct hchunk {
