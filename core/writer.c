@@ -17,14 +17,7 @@
 
 #define HASH_BUF (1u << 20)
 #define HASH_INLINE (1u << 20) /* files up to this size hash on the write path */
-#define HQ_MAX (1u << 20)      /* bytes waiting for the hasher thread */
-
-/* A copy of written bytes, waiting for the file's MD5. */
-struct hchunk {
-	struct hchunk *next;
-	size_t len;
-	char data[];
-};
+#define HQ_MAX (1u << 20)      /* the hasher's ring: bytes waiting for the file's MD5 */
 
 struct wpart {
 	char id[UP_ID_MAX];
@@ -71,9 +64,9 @@ struct up_writer {
 	 * hasher's while it runs; everyone else stops it first (hasher_stop). */
 	pthread_mutex_t hq_mu;
 	pthread_cond_t hq_cv;
-	struct hchunk *hq_head, *hq_tail;
-	size_t hq_bytes;
-	bool hq_busy, hq_stop, hq_running;
+	char *hq_buf;		/* a ring of HQ_MAX bytes: [hq_head, hq_head + hq_bytes) waits */
+	size_t hq_head, hq_bytes;
+	bool hq_stop, hq_running;
 	pthread_t hq_thr;
 };
 
@@ -144,21 +137,18 @@ static void *hasher_main(void *arg)
 	struct up_writer *w = arg;
 	pthread_mutex_lock(&w->hq_mu);
 	for (;;) {
-		while (!w->hq_head && !w->hq_stop)
+		while (!w->hq_bytes && !w->hq_stop)
 			pthread_cond_wait(&w->hq_cv, &w->hq_mu);
-		struct hchunk *c = w->hq_head;
-		if (!c)
+		if (!w->hq_bytes)
 			break; /* stopped, and nothing left */
-		w->hq_head = c->next;
-		if (!w->hq_head)
-			w->hq_tail = NULL;
-		w->hq_busy = true;
+		size_t pos = w->hq_head;
+		size_t n = w->hq_bytes < HQ_MAX - pos ? w->hq_bytes : HQ_MAX - pos;
 		pthread_mutex_unlock(&w->hq_mu);
-		EVP_DigestUpdate(w->md_all, c->data, c->len);
+		/* the writer only fills the ring past hq_head + hq_bytes: these bytes stay */
+		EVP_DigestUpdate(w->md_all, w->hq_buf + pos, n);
 		pthread_mutex_lock(&w->hq_mu);
-		w->hq_bytes -= c->len;
-		w->hq_busy = false;
-		free(c);
+		w->hq_head = (pos + n) % HQ_MAX;
+		w->hq_bytes -= n;
 		pthread_cond_broadcast(&w->hq_cv);
 	}
 	pthread_mutex_unlock(&w->hq_mu);
@@ -176,37 +166,52 @@ static void hasher_stop(struct up_writer *w)
 	pthread_cond_broadcast(&w->hq_cv);
 	pthread_mutex_unlock(&w->hq_mu);
 	pthread_join(w->hq_thr, NULL);
+	free(w->hq_buf);
+	w->hq_buf = NULL;
+	w->hq_head = 0;
 	w->hq_running = false;
 	w->hq_stop = false;
 }
 
+static void hasher_start(struct up_writer *w)
+{
+	if (!(w->hq_buf = malloc(HQ_MAX)))
+		return;
+	w->hq_running = pthread_create(&w->hq_thr, NULL, hasher_main, w) == 0;
+	if (!w->hq_running) {
+		free(w->hq_buf);
+		w->hq_buf = NULL;
+	}
+}
+
 /* The file's MD5 over the next bytes, in order: inline for small files and while
- * finishing, else by the hasher thread from a copy (lock held). */
+ * finishing, else by the hasher thread from a copy in its ring (lock held). */
 static void md_update(struct up_writer *w, const char *buf, size_t n)
 {
-	bool async = !w->finishing && (w->hq_running || w->hashed + n > HASH_INLINE);
-	if (async && !w->hq_running)
-		w->hq_running = pthread_create(&w->hq_thr, NULL, hasher_main, w) == 0;
-	struct hchunk *c = async && w->hq_running ? malloc(sizeof *c + n) : NULL;
-	if (!c) {
-		hasher_stop(w); /* keeps the order */
+	if (!w->finishing && !w->hq_running && w->hashed + n > HASH_INLINE)
+		hasher_start(w);
+	if (w->finishing || !w->hq_running) {
 		EVP_DigestUpdate(w->md_all, buf, n);
 		return;
 	}
-	c->next = NULL;
-	c->len = n;
-	memcpy(c->data, buf, n);
-	pthread_mutex_lock(&w->hq_mu);
-	while (w->hq_head && w->hq_bytes + n > HQ_MAX) /* back-pressure */
-		pthread_cond_wait(&w->hq_cv, &w->hq_mu);
-	if (w->hq_tail)
-		w->hq_tail->next = c;
-	else
-		w->hq_head = c;
-	w->hq_tail = c;
-	w->hq_bytes += n;
-	pthread_cond_broadcast(&w->hq_cv);
-	pthread_mutex_unlock(&w->hq_mu);
+	while (n) {
+		pthread_mutex_lock(&w->hq_mu);
+		while (w->hq_bytes == HQ_MAX) /* back-pressure */
+			pthread_cond_wait(&w->hq_cv, &w->hq_mu);
+		size_t tail = (w->hq_head + w->hq_bytes) % HQ_MAX;
+		size_t room = HQ_MAX - w->hq_bytes;
+		size_t k = n < room ? n : room;
+		if (k > HQ_MAX - tail)
+			k = HQ_MAX - tail;
+		pthread_mutex_unlock(&w->hq_mu);
+		memcpy(w->hq_buf + tail, buf, k); /* past what the hasher may read */
+		pthread_mutex_lock(&w->hq_mu);
+		w->hq_bytes += k;
+		pthread_cond_broadcast(&w->hq_cv);
+		pthread_mutex_unlock(&w->hq_mu);
+		buf += k;
+		n -= k;
+	}
 }
 
 static void md_reset(struct up_writer *w)

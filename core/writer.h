@@ -1,6 +1,7 @@
 /* writer: one file being written becomes one upload. Bytes go to a spool file as they
  * arrive; the file's MD5 is computed as they pass (no second read when writes come in
- * order), and each part's as it is read for sending; the data is cut into parts of
+ * order; past 1 MiB on a hashing thread of its own, fed with copies), and each part's as
+ * it is read for sending; the data is cut into parts of
  * part_size. When the size is
  * announced first, the upload is created at once and each part goes up as soon as it is
  * sealed; otherwise every part goes up, in parallel, at finish. */
