@@ -58,3 +58,42 @@ teardown() {
 	[ "$status" = 2 ]
 	[[ "$output" == *"cannot open the log file /nonexistent/dir/x.log"* ]]
 }
+
+@test "a daemonized mount without -o log writes to syslog (LOG_DAEMON, with its pid)" {
+	# a private mount namespace whose /dev is a fresh tmpfs: /dev/log there is this test's
+	# own socket, and nothing of the machine's logging is touched
+	cat >"$BATS_TEST_TMPDIR/inner.sh" <<'INNER'
+set -e
+T=$1 BASE=$2 BIN=$3
+mount --make-rprivate /
+mount -t tmpfs -o mode=755 none /dev
+mknod -m 666 /dev/null c 1 3
+mknod -m 666 /dev/urandom c 1 9
+mknod -m 666 /dev/fuse c 10 229
+python3 - "$T/syslog.txt" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+with open(sys.argv[1], "ab", buffering=0) as f:
+    while True:
+        f.write(s.recv(65536) + b"\n")
+PY
+listener=$!
+for i in $(seq 100); do [ -S /dev/log ] && break; sleep 0.05; done
+mkdir -p "$T/smnt"
+"$BIN" -o "api_base=$BASE,cache_dir=$T/scache" "$T/smnt"
+echo hello >"$T/smnt/s.txt"
+cp /etc/services "$T/smnt/big.txt" 2>/dev/null && exit 3
+fusermount3 -u "$T/smnt"
+for i in $(seq 100); do grep -q unmounted "$T/syslog.txt" && break; sleep 0.05; done
+kill "$listener"
+INNER
+	unshare -m bash "$BATS_TEST_TMPDIR/inner.sh" "$BATS_TEST_TMPDIR" "$BASE" "$UPLOADFS"
+	! grep -q " $BATS_TEST_TMPDIR/smnt " /proc/mounts
+	cat "$BATS_TEST_TMPDIR/syslog.txt" >&2
+	# <30> is daemon.info, <27> daemon.err
+	grep -E '^<30>.* uploadfs\[[0-9]+\]: mounted ' "$BATS_TEST_TMPDIR/syslog.txt"
+	grep -E '^<30>.* uploadfs\[[0-9]+\]: uploaded s\.txt \(6 bytes, [0-9.]+ s\) as file-' "$BATS_TEST_TMPDIR/syslog.txt"
+	grep -E '^<27>.* uploadfs\[[0-9]+\]: upload of big\.txt failed: ' "$BATS_TEST_TMPDIR/syslog.txt"
+	grep -E '^<30>.* uploadfs\[[0-9]+\]: unmounted ' "$BATS_TEST_TMPDIR/syslog.txt"
+}
