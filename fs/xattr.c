@@ -86,21 +86,23 @@ static const char *status_name(enum uf_status s)
 	return names[s];
 }
 
-/* Refreshes a node's status fields from its writer (tree lock held). */
-static void sync_status(struct uf_node *n)
+/* Refreshes a node's status fields from its writer, whose status lands in ws (zeroed when
+ * there is none; tree lock held). */
+static void sync_status(struct uf_node *n, struct up_writer_status *ws_out)
 {
+	struct up_writer_status tmp, *ws = ws_out ? ws_out : &tmp;
+	memset(ws, 0, sizeof *ws);
 	if (!n->w)
 		return;
-	struct up_writer_status ws;
-	up_writer_status(n->w, &ws);
-	if (ws.upload_id[0])
-		snprintf(n->upload_id, sizeof n->upload_id, "%s", ws.upload_id);
-	n->bytes_sent = ws.bytes_sent;
-	if (n->status == UF_PENDING && ws.state == UP_W_UPLOADING)
+	up_writer_status(n->w, ws);
+	if (ws->upload_id[0])
+		snprintf(n->upload_id, sizeof n->upload_id, "%s", ws->upload_id);
+	n->bytes_sent = ws->bytes_sent;
+	if (n->status == UF_PENDING && ws->state == UP_W_UPLOADING)
 		n->status = UF_UPLOADING;
-	if (ws.errnum && !n->errnum) {
-		n->errnum = ws.errnum;
-		snprintf(n->error, sizeof n->error, "%s", ws.error);
+	if (ws->errnum && !n->errnum) {
+		n->errnum = ws->errnum;
+		snprintf(n->error, sizeof n->error, "%s", ws->error);
 		if (n->status != UF_CANCELLED)
 			n->status = UF_FAILED;
 	}
@@ -122,7 +124,7 @@ static int value_of(struct uf_mount *m, struct uf_node *n, const char *name, cha
 	}
 	if (n->kind == UF_DIR || strncmp(name, "user.upload.", 12) != 0)
 		return -ENODATA;
-	sync_status(n);
+	sync_status(n, NULL);
 	const char *k = name + 12;
 	if (strcmp(k, "status") == 0)
 		snprintf(out, len, "%s", status_name(n->status));
@@ -164,15 +166,13 @@ static char *mount_status(struct uf_mount *m)
 			struct uf_node *n = m->tree.inodes[i];
 			if (!n || n->kind != UF_FILE || n->unlinked || !n->linked)
 				continue;
-			sync_status(n);
+			struct up_writer_status ws;
+			sync_status(n, &ws);
 			bool failed = n->status == UF_FAILED;
 			bool active = (n->status == UF_PENDING && n->w) || n->status == UF_UPLOADING;
 			if (pass == 0 ? !active : !failed)
 				continue;
 			counts[n->status]++;
-			struct up_writer_status ws = {0};
-			if (n->w)
-				up_writer_status(n->w, &ws);
 			char *path = uf_tree_path(n);
 			json_object *e = json_object_new_object();
 			if (!path || !e) {

@@ -67,7 +67,6 @@ struct upload {
 	int asm_fd;		/* -1: none yet */
 	EVP_MD_CTX *asm_md;
 	size_t asm_n;
-	uint64_t asm_bytes;
 	bool asm_busy;		/* a thread is appending (without the lock) */
 	bool asm_broken;	/* an append failed, or the parts were dropped meanwhile */
 	/* Parts that finish in another order than they started come from parallel senders:
@@ -767,7 +766,6 @@ static void asm_reset(struct srv_store *st, struct upload *u)
 	EVP_MD_CTX_free(u->asm_md);
 	u->asm_md = NULL;
 	u->asm_n = 0;
-	u->asm_bytes = 0;
 	u->asm_broken = false;
 }
 
@@ -838,7 +836,6 @@ static void asm_advance(struct srv_store *st, struct upload *u)
 			break;
 		}
 		u->asm_n++;
-		u->asm_bytes += p.bytes;
 	}
 	u->asm_busy = false;
 	if (u->asm_broken || u->asm_off || u->status != U_PENDING)
@@ -1162,31 +1159,25 @@ int srv_upload_complete(struct srv_store *st, const char *upload_id, json_object
 		unsigned char h[EVP_MAX_MD_SIZE];
 		unsigned hl = 0;
 		ready = md && EVP_MD_CTX_copy_ex(md, u->asm_md) == 1 &&
-			EVP_DigestFinal_ex(md, h, &hl) == 1 && hl == 16 &&
-			close(u->asm_fd) == 0;
+			EVP_DigestFinal_ex(md, h, &hl) == 1 && hl == 16;
 		EVP_MD_CTX_free(md);
 		for (unsigned i = 0; ready && i < 16; i++)
 			snprintf(md5 + 2 * i, 3, "%02x", h[i]);
-		u->asm_fd = -1; /* closed, or asm_reset below cannot close it either */
-		if (rc == 0 && (rc = pathf(tmp, sizeof tmp, st, "content/.tmp-asm-%s", u->id)) < 0)
-			rc = disk_err(err, -rc, "assemble the file");
-		if (rc == 0 && ready && c.md5[0] && strcmp(c.md5, md5) != 0) {
-			/* the client may still add parts: keep the assembled prefix going */
-			int fd = open(tmp, O_WRONLY | O_APPEND | O_CLOEXEC);
-			if (fd >= 0)
-				u->asm_fd = fd;
-			else
-				asm_reset(st, u);
+		/* a wrong md5 is refused with the prefix kept: the client may still add parts */
+		if (ready && c.md5[0] && strcmp(c.md5, md5) != 0)
 			rc = srv_err_set(err, EBADMSG, 400, "md5",
 					 "md5 mismatch: the request says %s, the uploaded bytes "
 					 "hash to %s",
 					 c.md5, md5);
+		int closed = -1;
+		if (rc == 0 && ready && pathf(tmp, sizeof tmp, st, "content/.tmp-asm-%s", u->id) == 0) {
+			closed = close(u->asm_fd);
+			u->asm_fd = -1; /* released even when close fails */
 		}
-		if (rc == 0 && ready) {
+		if (closed == 0) {
 			EVP_MD_CTX_free(u->asm_md);
 			u->asm_md = NULL;
 			u->asm_n = 0;
-			u->asm_bytes = 0;
 			rc = finish_upload(st, u, tmp, &c.sig, err);
 			if (rc == 0)
 				*out = upload_to_json(u, false);
@@ -1200,7 +1191,7 @@ int srv_upload_complete(struct srv_store *st, const char *upload_id, json_object
 			return rc;
 		}
 		if (rc == 0)
-			asm_reset(st, u);
+			asm_reset(st, u); /* could not finish it: assemble from the parts */
 		md5[0] = '\0';
 	}
 	if (rc == 0 && (rc = pathf(tmp, sizeof tmp, st, "content/.tmp-%s", u->id)) < 0)
