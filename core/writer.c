@@ -431,7 +431,9 @@ static int send_sealed(struct up_writer *w)
 		size_t i = 0;
 		while (i < w->nparts && w->parts[i].queued)
 			i++;
-		if (i == w->nparts || w->state != UP_W_UPLOADING || w->err || w->expired) {
+		/* past the announced size the session cannot complete: finish redoes it */
+		if (i == w->nparts || w->state != UP_W_UPLOADING || w->err || w->expired ||
+		    w->size > w->announced) {
 			int rc = w->err;
 			pthread_mutex_unlock(&w->mu);
 			return rc;
@@ -584,6 +586,14 @@ int up_writer_truncate(struct up_writer *w, uint64_t size)
 	return rc;
 }
 
+static void cancel_remote(struct up_writer *w, const char *upload_id)
+{
+	struct up_upload u = {0};
+	struct up_error e;
+	up_upload_cancel(w->cfg.client, upload_id, &u, &e);
+	up_upload_clear(&u);
+}
+
 int up_writer_announce(struct up_writer *w, uint64_t size, const char *filename,
 		       const char *mime_type, const char *purpose, struct up_error *err)
 {
@@ -605,6 +615,14 @@ int up_writer_announce(struct up_writer *w, uint64_t size, const char *filename,
 	if (rc < 0)
 		return rc; /* not latched: the upload will be tried again at finish */
 	pthread_mutex_lock(&w->mu);
+	if (w->state != UP_W_PENDING || w->err || w->finishing || w->size > size) {
+		/* finish, a cancel or more bytes than announced came first: this session is
+		 * of no use */
+		pthread_mutex_unlock(&w->mu);
+		cancel_remote(w, up.id);
+		up_upload_clear(&up);
+		return 0;
+	}
 	memcpy(w->upload_id, up.id, UP_ID_MAX);
 	w->expires_at = up.expires_at;
 	w->announced = size;
@@ -629,14 +647,6 @@ int up_writer_sync(struct up_writer *w)
 	int rc = w->err;
 	pthread_mutex_unlock(&w->mu);
 	return rc;
-}
-
-static void cancel_remote(struct up_writer *w, const char *upload_id)
-{
-	struct up_upload u = {0};
-	struct up_error e;
-	up_upload_cancel(w->cfg.client, upload_id, &u, &e);
-	up_upload_clear(&u);
 }
 
 /* Drops an upload begun under another name or size, or before bytes it sent changed. */
@@ -770,6 +780,7 @@ int up_writer_finish(struct up_writer *w, const char *filename, const char *mime
 				goto fail;
 			memcpy(w->upload_id, up.id, UP_ID_MAX);
 			w->expires_at = up.expires_at;
+			w->announced = size;
 			up_upload_clear(&up);
 			journal_save(w);
 			if (w->state == UP_W_CANCELLED) {

@@ -38,7 +38,7 @@ static void client_log(void *ud, enum up_log_level level, const char *line)
 
 struct raw_opts {
 	char *api_base, *api_key_file, *purpose, *part_size, *parallel, *cache_dir, *retries,
-	    *timeout, *max_file_size, *uid, *gid, *umask, *api_key, *log;
+	    *timeout, *max_file_size, *uid, *gid, *umask, *api_key, *log, *size_hint;
 	int async_close, allow_http, allow_other;
 };
 
@@ -63,6 +63,7 @@ static const struct fuse_opt opt_table[] = {
     OPT("gid=%s", gid),
     OPT("umask=%s", umask),
     OPT("log=%s", log),
+    OPT("size_hint=%s", size_hint),
     {"async", offsetof(struct raw_opts, async_close), 1},
     {"allow_http", offsetof(struct raw_opts, allow_http), 1},
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
@@ -102,6 +103,8 @@ static void usage(const char *prog)
 	       "  -o async               close() returns before the upload completes\n"
 	       "  -o allow_http          plain http:// to a host that is not loopback\n"
 	       "  -o log=FILE            log to FILE (SIGHUP reopens it), not syslog/stderr\n"
+	       "  -o size_hint=auto|off  auto: a new file's size is taken from the file cp\n"
+	       "                         copies from, so its upload starts at once (auto)\n"
 	       "  -o allow_other, default_permissions, uid=N, gid=N, umask=M, ro\n"
 	       "Portkey: PORTKEY_API_KEY, PORTKEY_VIRTUAL_KEY, PORTKEY_PROVIDER, PORTKEY_CONFIG,\n"
 	       "PORTKEY_CUSTOM_HOST, PORTKEY_BASE_URL.\n",
@@ -199,6 +202,12 @@ static int check_options(struct raw_opts *r, struct uf_config *c)
 	c->async_close = r->async_close;
 	c->allow_http = r->allow_http;
 	c->list_ttl = 2.0;
+	c->size_hint = true;
+	if (r->size_hint) {
+		if (strcmp(r->size_hint, "off") != 0 && strcmp(r->size_hint, "auto") != 0)
+			return refuse("size_hint", r->size_hint, "expected auto or off");
+		c->size_hint = strcmp(r->size_hint, "auto") == 0;
+	}
 	return 0;
 }
 
@@ -449,5 +458,6 @@ out:
 	free(raw.gid);
 	free(raw.umask);
 	free(raw.log);
+	free(raw.size_hint);
 	return status;
 }

@@ -25,6 +25,7 @@ struct uf_config {
 	int retries;
 	unsigned timeout;
 	bool async_close;
+	bool size_hint; /* take a new file's size from the writer's source (fs/proc) */
 	bool allow_http;
 	bool foreground;
 	bool debug;

@@ -4,6 +4,7 @@
 #include "mount.h"
 
 #include "journal.h"
+#include "proc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -48,20 +49,6 @@ static double now_s(void)
 }
 
 /* The kernel gives the thread; openers are compared by process. */
-static pid_t tgid_of(pid_t pid)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	pid_t tgid = pid;
-	while (f && fgets(line, sizeof line, f))
-		if (sscanf(line, "Tgid: %d", &tgid) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return tgid;
-}
-
 /* rsync writes ".NAME.XXXXXX" and renames it to NAME after close: such a file is uploaded
  * when it gets its final name, never under the temporary one. */
 static bool is_temp_name(const char *name)
@@ -408,6 +395,36 @@ static void set_time(struct timespec *dst, const struct timespec *src, bool now)
 		*dst = *src;
 }
 
+/* The final size of a file still local is known: create its upload now, so each part goes
+ * up as it fills. The node is pinned by the caller; no lock held. */
+static void announce(struct uf_mount *m, struct uf_node *n, uint64_t size, const char *why)
+{
+	pthread_mutex_lock(&m->tree.mu);
+	struct up_writer *w = n->w;
+	struct up_writer_status ws = {0};
+	if (w)
+		up_writer_status(w, &ws);
+	bool go = w && size > 0 && ws.state == UP_W_PENDING && !n->unlinked &&
+		  !is_temp_name(n->name);
+	char *path = go ? uf_tree_path(n) : NULL;
+	char purpose[32], mime[256];
+	if (path) {
+		snprintf(purpose, sizeof purpose, "%s", uf_effective_purpose(m, n));
+		uf_effective_mime(n, mime, sizeof mime);
+	}
+	pthread_mutex_unlock(&m->tree.mu);
+	if (!path)
+		return;
+	struct up_error err;
+	if (up_writer_announce(w, size, path, mime, purpose, &err) < 0)
+		uf_log(m, UF_WARN, "%s: could not start the upload early (%s); it will start at close",
+		       path, err.message);
+	else
+		uf_log(m, UF_DEBUG, "%s: %llu bytes announced by %s", path,
+		       (unsigned long long)size, why);
+	free(path);
+}
+
 /* ftruncate of a new, empty file to its final size: the upload can start now. */
 static int set_size(struct uf_mount *m, struct uf_node *n, uint64_t size)
 {
@@ -418,27 +435,13 @@ static int set_size(struct uf_mount *m, struct uf_node *n, uint64_t size)
 	struct up_writer_status ws = {0};
 	if (w)
 		up_writer_status(w, &ws);
-	bool announce =
-	    w && size > 0 && ws.size == 0 && ws.state == UP_W_PENDING && !is_temp_name(n->name);
-	char *path = announce ? uf_tree_path(n) : NULL;
-	char purpose[32], mime[256];
-	if (announce) {
-		snprintf(purpose, sizeof purpose, "%s", uf_effective_purpose(m, n));
-		uf_effective_mime(n, mime, sizeof mime);
-	}
+	bool first = w && ws.size == 0 && ws.state == UP_W_PENDING;
 	pthread_mutex_unlock(&m->tree.mu);
 	if (remote_only)
 		return size == bytes ? 0 : -EPERM;
 	int rc = up_writer_truncate(w, size);
-	if (rc == 0 && announce && path) {
-		struct up_error err;
-		if (up_writer_announce(w, size, path, mime, purpose, &err) < 0)
-			uf_log(m, UF_WARN,
-			       "%s: could not start the upload early (%s); it will "
-			       "start at close",
-			       path, err.message);
-	}
-	free(path);
+	if (rc == 0 && first)
+		announce(m, n, size, "its first truncate");
 	return rc;
 }
 
@@ -602,6 +605,19 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, err);
 }
 
+/* Drops a pin (tree lock held). A completed upload needs no spool any more once nobody
+ * has it open. */
+static void unpin(struct uf_mount *m, struct uf_node *n)
+{
+	n->pins--;
+	if (n->pins == 0 && n->w && !n->finishing &&
+	    (n->status == UF_COMPLETED || n->status == UF_CANCELLED)) {
+		up_writer_free(n->w);
+		n->w = NULL;
+	}
+	uf_tree_maybe_free(&m->tree, n);
+}
+
 static struct handle *handle_new(fuse_req_t req, struct uf_node *n, int flags)
 {
 	struct handle *h = calloc(1, sizeof *h);
@@ -609,7 +625,7 @@ static struct handle *handle_new(fuse_req_t req, struct uf_node *n, int flags)
 		return NULL;
 	h->n = n;
 	h->write = (flags & O_ACCMODE) != O_RDONLY;
-	h->tgid = tgid_of(fuse_req_ctx(req)->pid);
+	h->tgid = uf_proc_tgid(fuse_req_ctx(req)->pid);
 	h->cache_fd = -1;
 	n->pins++;
 	return h;
@@ -650,8 +666,24 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	    .ino = n->ino, .attr_timeout = ATTR_TIMEOUT, .entry_timeout = ATTR_TIMEOUT};
 	uf_tree_stat(n, &e.attr);
 	n->nlookup++;
+	bool hint = m->cfg.size_hint && (fi->flags & O_ACCMODE) != O_RDONLY && !is_temp_name(name);
+	pid_t pid = fuse_req_ctx(req)->pid;
+	if (hint)
+		n->pins++; /* for the hint, after the reply */
 	pthread_mutex_unlock(&m->tree.mu);
 	fuse_reply_create(req, &e, fi);
+	if (!hint)
+		return;
+	/* cp opened its source before it created this file: that file's size is this one's, so
+	 * the upload can start now rather than at close. A wrong guess costs an upload that
+	 * close cancels and redoes with the right size; the bytes are always the ones written. */
+	uint64_t size;
+	if (uf_proc_source_size(pid, name, m->cfg.part_size, &size) == 0 &&
+	    size <= m->cfg.max_file_size)
+		announce(m, n, size, "the writer's source file");
+	pthread_mutex_lock(&m->tree.mu);
+	unpin(m, n);
+	pthread_mutex_unlock(&m->tree.mu);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -665,8 +697,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!err && write) {
 		if (n->finishing) {
 			err = EBUSY; /* its upload is completing right now */
-		} else if (n->w && n->status == UF_PENDING) {
-			if (trunc && up_writer_truncate(n->w, 0) == 0)
+		} else if (n->w && (n->status == UF_PENDING || n->status == UF_UPLOADING)) {
+			/* still being written; an early upload that O_TRUNC voids is redone at
+			 * close (and the writer stays: other handles may be using it) */
+			bool early = n->status == UF_UPLOADING;
+			if ((early || trunc) && (!trunc || up_writer_truncate(n->w, 0) == 0))
 				n->upload_on_close = true;
 		} else if (trunc) {
 			/* a completed, failed or cancelled file is replaced by a new upload; a
@@ -681,8 +716,6 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 				err = EIO;
 			else
 				n->upload_on_close = true;
-		} else if (n->w && n->status == UF_UPLOADING) {
-			n->upload_on_close = true; /* an announced upload: go on writing */
 		} else if (n->status == UF_FAILED) {
 			err = EIO; /* its upload failed: see user.upload.error; O_TRUNC retries */
 		} else {
@@ -827,32 +860,6 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	}
 }
 
-/* Whether process tgid still has a descriptor on the file at path (in the mount). At a
- * flush the closing descriptor is already gone from the table, so this tells whether the
- * close was the process's last on the file. readlink of /proc/PID/fd never calls into FUSE. */
-static bool still_open_by(pid_t tgid, const char *path)
-{
-	char dir[64];
-	snprintf(dir, sizeof dir, "/proc/%d/fd", (int)tgid);
-	DIR *d = opendir(dir);
-	if (!d)
-		return false;
-	bool found = false;
-	struct dirent *de;
-	char link[PATH_MAX + 1];
-	while (!found && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		ssize_t n = readlinkat(dirfd(d), de->d_name, link, sizeof link - 1);
-		if (n > 0) {
-			link[n] = '\0';
-			found = strcmp(link, path) == 0;
-		}
-	}
-	closedir(d);
-	return found;
-}
-
 /* Whether closing this handle should complete the upload (tree lock held). */
 static bool due(const struct uf_node *n)
 {
@@ -873,7 +880,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* Only the opener's last close of the file completes the upload. A flush from a forked
 	 * child, or of one of several descriptors (the shell opens, dup2()s and closes around
 	 * each command), does not; the upload then completes at a later flush or at release. */
-	pid_t tgid = tgid_of(fuse_req_ctx(req)->pid);
+	pid_t tgid = uf_proc_tgid(fuse_req_ctx(req)->pid);
 	pthread_mutex_lock(&m->tree.mu);
 	bool go = tgid == h->tgid && due(n);
 	int latched = n->errnum;
@@ -882,7 +889,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (go && rel) {
 		char abs[PATH_MAX * 2];
 		snprintf(abs, sizeof abs, "%s/%s", m->mount_abs, rel);
-		go = !still_open_by(tgid, abs);
+		go = !uf_proc_has_open(tgid, abs);
 	}
 	free(rel);
 	int rc = latched;
@@ -909,14 +916,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 			finish(m, n);
 	}
 	pthread_mutex_lock(&m->tree.mu);
-	n->pins--;
-	/* a completed upload needs no spool any more once nobody has it open */
-	if (n->pins == 0 && n->w && !n->finishing &&
-	    (n->status == UF_COMPLETED || n->status == UF_CANCELLED)) {
-		up_writer_free(n->w);
-		n->w = NULL;
-	}
-	uf_tree_maybe_free(&m->tree, n);
+	unpin(m, n);
 	pthread_mutex_unlock(&m->tree.mu);
 	free(h);
 	fuse_reply_err(req, 0);

@@ -1,0 +1,160 @@
+#include "proc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+pid_t uf_proc_tgid(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	pid_t tgid = pid;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return tgid;
+}
+
+bool uf_proc_has_open(pid_t tgid, const char *path)
+{
+	char dir[64];
+	snprintf(dir, sizeof dir, "/proc/%d/fd", (int)tgid);
+	DIR *d = opendir(dir);
+	if (!d)
+		return false;
+	bool found = false;
+	struct dirent *de;
+	char link[PATH_MAX + 1];
+	while (!found && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		ssize_t n = readlinkat(dirfd(d), de->d_name, link, sizeof link - 1);
+		if (n > 0) {
+			link[n] = '\0';
+			found = strcmp(link, path) == 0;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+/* Filesystems whose stat answers from the local kernel: no FUSE (this mount is one), no
+ * network filesystem that could hang the operation that asked. */
+static bool local_fstype(const char *t)
+{
+	static const char *const ok[] = {"ext2",  "ext3",	"ext4",	   "xfs",     "btrfs",
+					 "tmpfs", "ramfs",	"f2fs",	   "vfat",    "exfat",
+					 "ntfs3", "zfs",	"bcachefs", "overlay", "squashfs",
+					 "iso9660", "udf",	"jfs",	   "nilfs2"};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+		if (strcmp(t, ok[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Whether mount mnt_id of pid's mount namespace holds a local filesystem. */
+static bool local_mount(pid_t pid, long mnt_id)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/mountinfo", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool local = false;
+	char *line = NULL;
+	size_t cap = 0;
+	while (getline(&line, &cap, f) > 0) {
+		char *end;
+		long id = strtol(line, &end, 10);
+		if (end == line || id != mnt_id)
+			continue;
+		/* "ID PARENT MAJ:MIN ROOT POINT OPTIONS [TAGS...] - FSTYPE SOURCE SUPER" */
+		char *sep = strstr(line, " - ");
+		char fstype[64];
+		local = sep && sscanf(sep + 3, "%63s", fstype) == 1 && local_fstype(fstype);
+		break;
+	}
+	free(line);
+	fclose(f);
+	return local;
+}
+
+/* The offset, open flags and mount of a descriptor, from /proc/PID/fdinfo/FD. */
+static int fd_info(int fdinfo_dir, const char *fd, unsigned long long *pos, unsigned *flags,
+		   long *mnt_id)
+{
+	int f = openat(fdinfo_dir, fd, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return -errno;
+	char buf[512];
+	ssize_t n = read(f, buf, sizeof buf - 1);
+	close(f);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	char *p = strstr(buf, "pos:"), *fl = strstr(buf, "flags:"), *mi = strstr(buf, "mnt_id:");
+	if (!p || !fl || !mi || sscanf(p, "pos: %llu", pos) != 1 || sscanf(fl, "flags: %o", flags) != 1 ||
+	    sscanf(mi, "mnt_id: %ld", mnt_id) != 1)
+		return -EIO;
+	return 0;
+}
+
+int uf_proc_source_size(pid_t pid, const char *name, uint64_t min, uint64_t *size)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -errno;
+	snprintf(path, sizeof path, "/proc/%d/fdinfo", (int)pid);
+	int info = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (info < 0) {
+		int rc = -errno;
+		closedir(d);
+		return rc;
+	}
+	unsigned candidates = 0;
+	uint64_t only = 0;
+	bool named = false;
+	struct dirent *de;
+	char link[PATH_MAX + 1];
+	while (!named && (de = readdir(d))) {
+		unsigned long long pos;
+		unsigned flags;
+		long mnt_id;
+		if (de->d_name[0] == '.' || fd_info(info, de->d_name, &pos, &flags, &mnt_id) < 0)
+			continue;
+		if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_PATH) || pos != 0)
+			continue;
+		ssize_t n = readlinkat(dirfd(d), de->d_name, link, sizeof link - 1);
+		if (n <= 0 || link[0] != '/')
+			continue; /* a pipe, a socket, an anonymous inode */
+		link[n] = '\0';
+		struct stat st;
+		if (!local_mount(pid, mnt_id) || fstatat(dirfd(d), de->d_name, &st, 0) < 0 ||
+		    !S_ISREG(st.st_mode) || (uint64_t)st.st_size <= min)
+			continue;
+		const char *base = strrchr(link, '/') + 1;
+		if (strcmp(base, name) == 0) {
+			named = true;
+			only = (uint64_t)st.st_size;
+		} else if (candidates++ == 0) {
+			only = (uint64_t)st.st_size;
+		}
+	}
+	close(info);
+	closedir(d);
+	if (!named && candidates != 1)
+		return -ENOENT;
+	*size = only;
+	return 0;
+}
