@@ -741,7 +741,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	log_request(r, toe);
 	if (r->pp)
 		MHD_destroy_post_processor(r->pp);
-	srv_blob_abort(&r->blob);
+	if (r->route == R_PART)
+		srv_part_end(r->h->st, &r->blob);
+	else
+		srv_blob_abort(&r->blob);
 	json_object_put(r->log_headers);
 	free(r->body);
 	free(r->filename);

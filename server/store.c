@@ -46,6 +46,12 @@ struct part {
 	int64_t created_at;
 };
 
+enum slot_state { SLOT_OPEN, SLOT_COMMITTED, SLOT_GONE };
+struct slot {
+	enum slot_state state;
+	size_t idx; /* committed: the part's index in parts[] */
+};
+
 struct upload {
 	char id[SRV_ID_MAX];
 	uint64_t seq;
@@ -61,19 +67,22 @@ struct upload {
 	size_t nparts, cap_parts;
 	uint64_t parts_bytes;
 	bool busy;		/* a complete is assembling the content */
-	/* The content assembled as parts arrive: parts[0..asm_n) are appended to asm_fd and
-	 * hashed into asm_md, in commit order. A complete that lists the parts in that order
-	 * only finishes the hash; any other order assembles from the parts again. */
+	/* The content assembled as parts arrive, in the order their requests started: a
+	 * client sends the file's parts in order, parallel senders included, even when they
+	 * finish out of it. Each part request has a slot, in start order; the assembler appends
+	 * committed parts slot by slot to asm_fd, hashing into asm_md, waits at a slot still in
+	 * flight and skips a slot whose request failed. A complete that lists the parts in the
+	 * appended order only finishes the hash; any other order assembles from the parts. */
+	struct slot *slots;	/* one per part request begun, in start order */
+	size_t nslots, cap_slots;
+	size_t asm_next;	/* the next slot to append */
+	size_t *asm_idx;	/* indexes in parts[] of the parts appended, in order */
+	size_t asm_n, cap_asm;
 	int asm_fd;		/* -1: none yet */
 	EVP_MD_CTX *asm_md;
-	size_t asm_n;
 	bool asm_busy;		/* a thread is appending (without the lock) */
 	bool asm_broken;	/* an append failed, or the parts were dropped meanwhile */
-	/* Parts that finish in another order than they started come from parallel senders:
-	 * their commit order says nothing of the file's order, so assembling early would be
-	 * work done twice. It stops for that upload at the first such part. */
-	uint64_t starts;	/* part requests begun */
-	bool asm_off;
+	bool asm_off;		/* parts from before a restart: their start order is unknown */
 	char *complete_sig;	/* the part_ids+md5 the upload was completed with */
 	json_object *file_json; /* the File created at completion */
 };
@@ -454,6 +463,8 @@ static void upload_free(struct upload *u)
 	free(u->filename);
 	free(u->mime_type);
 	free(u->parts);
+	free(u->slots);
+	free(u->asm_idx);
 	free(u->complete_sig);
 	json_object_put(u->file_json);
 	free(u);
@@ -477,6 +488,9 @@ static void drop_parts(struct srv_store *st, struct upload *u)
 	free(u->parts);
 	u->parts = NULL;
 	u->nparts = u->cap_parts = 0;
+	free(u->slots);
+	u->slots = NULL;
+	u->nslots = u->cap_slots = 0;
 	if (u->asm_busy)
 		u->asm_broken = true; /* the appending thread cleans up */
 	else
@@ -719,11 +733,20 @@ int srv_part_begin(struct srv_store *st, const char *upload_id, struct srv_blob 
 		rc = disk_err(err, -rc, "create the part directory");
 	if (rc == 0 && mkdir(dir, 0700) < 0 && errno != EEXIST)
 		rc = disk_err(err, errno, "create the part directory");
+	if (rc == 0 && u->nslots == u->cap_slots) {
+		size_t cap = u->cap_slots ? u->cap_slots * 2 : 16;
+		struct slot *ns = realloc(u->slots, cap * sizeof *ns);
+		if (!ns)
+			rc = srv_err_set(err, ENOMEM, 500, NULL, "out of memory");
+		else
+			u->slots = ns, u->cap_slots = cap;
+	}
 	if (rc == 0)
 		rc = blob_open(blob, dir, err);
 	if (rc == 0) {
 		snprintf(blob->owner, sizeof blob->owner, "%s", u->id);
-		blob->start_no = u->starts++;
+		blob->start_no = u->nslots;
+		u->slots[u->nslots++] = (struct slot){.state = SLOT_OPEN};
 	}
 	pthread_mutex_unlock(&st->mu);
 	return rc;
@@ -766,6 +789,7 @@ static void asm_reset(struct srv_store *st, struct upload *u)
 	EVP_MD_CTX_free(u->asm_md);
 	u->asm_md = NULL;
 	u->asm_n = 0;
+	u->asm_next = 0;
 	u->asm_broken = false;
 }
 
@@ -819,9 +843,24 @@ static void asm_advance(struct srv_store *st, struct upload *u)
 		}
 	}
 	u->asm_busy = true;
-	while (u->asm_n < u->nparts && !u->asm_broken && !u->asm_off && u->status == U_PENDING &&
-	       !u->busy) {
-		struct part p = u->parts[u->asm_n];
+	while (u->asm_next < u->nslots && u->slots[u->asm_next].state != SLOT_OPEN &&
+	       !u->asm_broken && !u->asm_off && u->status == U_PENDING && !u->busy) {
+		struct slot sl = u->slots[u->asm_next];
+		if (sl.state == SLOT_GONE) {
+			u->asm_next++; /* its request failed: a retry has a slot of its own */
+			continue;
+		}
+		if (u->asm_n == u->cap_asm) {
+			size_t cap = u->cap_asm ? u->cap_asm * 2 : 16;
+			size_t *ni = realloc(u->asm_idx, cap * sizeof *ni);
+			if (!ni) {
+				u->asm_broken = true;
+				break;
+			}
+			u->asm_idx = ni;
+			u->cap_asm = cap;
+		}
+		struct part p = u->parts[sl.idx];
 		int fd = u->asm_fd;
 		EVP_MD_CTX *md = u->asm_md;
 		pthread_mutex_unlock(&st->mu);
@@ -835,7 +874,8 @@ static void asm_advance(struct srv_store *st, struct upload *u)
 			u->asm_broken = true;
 			break;
 		}
-		u->asm_n++;
+		u->asm_idx[u->asm_n++] = sl.idx;
+		u->asm_next++;
 	}
 	u->asm_busy = false;
 	if (u->asm_broken || u->asm_off || u->status != U_PENDING)
@@ -880,8 +920,6 @@ int srv_part_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes,
 	}
 	if (rc == 0 && rename(blob->path, path) < 0)
 		rc = disk_err(err, errno, "store the part");
-	if (rc == 0 && blob->start_no != u->nparts)
-		u->asm_off = true; /* finished out of the order it started in, or after a gap */
 	if (rc == 0 && part_push(u, &p) < 0) {
 		unlink(path);
 		rc = srv_err_set(err, ENOMEM, 500, NULL, "out of memory");
@@ -889,6 +927,8 @@ int srv_part_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes,
 	if (rc == 0) {
 		blob->path[0] = '\0';
 		u->parts_bytes += bytes;
+		if (blob->start_no < u->nslots)
+			u->slots[blob->start_no] = (struct slot){SLOT_COMMITTED, u->nparts - 1};
 		*out = part_to_json(&p, u->id);
 	}
 	pthread_mutex_unlock(&st->mu);
@@ -897,6 +937,24 @@ int srv_part_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes,
 	else
 		asm_advance(st, u); /* uploads are never freed while the store is open */
 	return rc;
+}
+
+void srv_part_end(struct srv_store *st, struct srv_blob *blob)
+{
+	srv_blob_abort(blob);
+	if (!blob->owner[0])
+		return;
+	struct upload *u = NULL;
+	struct srv_err err;
+	pthread_mutex_lock(&st->mu);
+	bool gone = upload_lookup(st, blob->owner, &u, &err) == 0 &&
+		    blob->start_no < u->nslots && u->slots[blob->start_no].state == SLOT_OPEN;
+	if (gone)
+		u->slots[blob->start_no].state = SLOT_GONE;
+	pthread_mutex_unlock(&st->mu);
+	blob->owner[0] = '\0';
+	if (gone)
+		asm_advance(st, u); /* the parts after it may be waiting */
 }
 
 static const struct part *part_find(const struct upload *u, const char *id)
@@ -1152,7 +1210,7 @@ int srv_upload_complete(struct srv_store *st, const char *upload_id, json_object
 	/* Assembled already, in this order: only the hash is left to finish. */
 	bool ready = rc == 0 && u->asm_fd >= 0 && !u->asm_broken && u->asm_n == c.n;
 	for (size_t i = 0; ready && i < c.n; i++)
-		ready = list[i] == &u->parts[i];
+		ready = list[i] == &u->parts[u->asm_idx[i]];
 	char md5[33] = "";
 	if (ready) {
 		EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -1659,6 +1717,7 @@ static int load_parts(struct srv_store *st, struct upload *u)
 	closedir(d);
 	if (u->nparts)
 		qsort(u->parts, u->nparts, sizeof *u->parts, cmp_part);
+	u->asm_off = u->nparts > 0; /* their start order is unknown: complete assembles */
 	return rc;
 }
 

@@ -50,6 +50,9 @@ int srv_part_begin(struct srv_store *st, const char *upload_id, struct srv_blob 
 int srv_part_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes, json_object **out,
 		    struct srv_err *err);
 void srv_blob_abort(struct srv_blob *blob);
+/* A part request is over (answered or dropped): a part it did not commit leaves a gap that
+ * the content assembled as parts arrive skips. Aborts the blob. */
+void srv_part_end(struct srv_store *st, struct srv_blob *blob);
 
 /* POST /v1/uploads/{id}/complete and /cancel. */
 int srv_upload_complete(struct srv_store *st, const char *upload_id, json_object *req,

@@ -233,16 +233,51 @@ teardown() {
 	[ -z "$(ls -A "$BATS_TEST_TMPDIR/data/content" | grep -v "^$fid\$")" ]
 }
 
-@test "parts that finish out of the order they started still assemble in the listed order" {
-	# a slow first part and a fast second one: the second is stored first, so the
-	# server stops assembling early for this upload and assembles at complete
+@test "parts that finish out of the order they started are assembled in start order" {
+	# a slow first part and a fast second one: the second is stored first and waits;
+	# once the first is stored both are appended, in the order the requests started
 	up=$(new_upload 500001)
+	asm=$SRV_DATA/content/.tmp-asm-$up
 	curl -sS --limit-rate 150K "$BASE/uploads/$up/parts" -F "data=@$BATS_TEST_TMPDIR/a" >"$BATS_TEST_TMPDIR/slow" &
 	slow=$!
 	sleep 0.5
 	pb=$(add_part "$up" "$BATS_TEST_TMPDIR/b")
+	[ "$(stat -c %s "$asm" 2>/dev/null || echo 0)" = 0 ]
 	wait "$slow"
 	pa=$(jq -r .id "$BATS_TEST_TMPDIR/slow")
+	cmp "$asm" "$BATS_TEST_TMPDIR/ab"
+	complete "$up" "$(md5_of "$BATS_TEST_TMPDIR/ab")" "$pa" "$pb"
+	[ "$code" = 200 ]
+	curl -sS "$BASE/files/$(jq -r .file.id <<<"$body")/content" | cmp - "$BATS_TEST_TMPDIR/ab"
+	# listed in another order than they started: assembled again from the parts
+	up=$(new_upload 500001)
+	pa=$(add_part "$up" "$BATS_TEST_TMPDIR/a")
+	pb=$(add_part "$up" "$BATS_TEST_TMPDIR/b")
+	cat "$BATS_TEST_TMPDIR/b" "$BATS_TEST_TMPDIR/a" >"$BATS_TEST_TMPDIR/ba"
+	complete "$up" "$(md5_of "$BATS_TEST_TMPDIR/ba")" "$pb" "$pa"
+	[ "$code" = 200 ]
+	curl -sS "$BASE/files/$(jq -r .file.id <<<"$body")/content" | cmp - "$BATS_TEST_TMPDIR/ba"
+}
+
+@test "a part request that fails leaves a gap the early assembly steps over" {
+	ALLOW_LOG='closed by remote side with incomplete request'
+	up=$(new_upload 500001)
+	asm=$SRV_DATA/content/.tmp-asm-$up
+	pa=$(add_part "$up" "$BATS_TEST_TMPDIR/a")
+	# the second request starts, then its client goes away in the middle of the body
+	curl -sS --limit-rate 50K "$BASE/uploads/$up/parts" -F "data=@$BATS_TEST_TMPDIR/a" >/dev/null 2>&1 &
+	dead=$!
+	sleep 0.5
+	# the third finishes while the second is still in flight: it waits behind it
+	pb=$(add_part "$up" "$BATS_TEST_TMPDIR/b")
+	cmp "$asm" "$BATS_TEST_TMPDIR/a"
+	kill "$dead"
+	wait "$dead" || true
+	for i in $(seq 100); do
+		[ "$(stat -c %s "$asm")" = 500001 ] && break
+		sleep 0.05
+	done
+	cmp "$asm" "$BATS_TEST_TMPDIR/ab"
 	complete "$up" "$(md5_of "$BATS_TEST_TMPDIR/ab")" "$pa" "$pb"
 	[ "$code" = 200 ]
 	curl -sS "$BASE/files/$(jq -r .file.id <<<"$body")/content" | cmp - "$BATS_TEST_TMPDIR/ab"
