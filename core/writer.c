@@ -48,6 +48,7 @@ struct up_writer {
 	int64_t expires_at; /* of the upload session (server time) */
 	bool expired;	    /* the session expired: finish makes a new one */
 	uint64_t announced; /* the size the upload was created with */
+	bool announcing;    /* announce is creating the upload: finish waits for it */
 	char *upload_name;  /* and the name */
 	uint64_t bytes_sent;
 	int err; /* latched: negative errno */
@@ -597,41 +598,43 @@ static void cancel_remote(struct up_writer *w, const char *upload_id)
 int up_writer_announce(struct up_writer *w, uint64_t size, const char *filename,
 		       const char *mime_type, const char *purpose, struct up_error *err)
 {
-	pthread_mutex_lock(&w->mu);
-	bool fresh = w->state == UP_W_PENDING && !w->err && !w->finishing;
-	pthread_mutex_unlock(&w->mu);
-	if (!fresh)
-		return 0; /* only the first announcement starts an upload */
 	if (size > w->cfg.max_size)
 		return up_error_set(err, -EFBIG, 0, "the announced size passes max_file_size");
 	if (up_client_files_only(w->cfg.client))
 		return 0; /* no sessions on this server: the file goes up whole at finish */
+	pthread_mutex_lock(&w->mu);
+	bool fresh = w->state == UP_W_PENDING && !w->err && !w->finishing && !w->announcing;
+	w->announcing = fresh;
+	pthread_mutex_unlock(&w->mu);
+	if (!fresh)
+		return 0; /* only the first announcement starts an upload */
 	struct up_upload up;
 	int rc = up_upload_create(w->cfg.client, size, filename, mime_type, purpose, &up, err);
-	if (rc == -ENOENT && err && err->status == 404) {
+	if (rc == -ENOENT && err && err->status == 404)
 		up_client_mark_files_only(w->cfg.client);
-		return 0;
+	pthread_mutex_lock(&w->mu);
+	/* a cancel, an error or more bytes than announced may have come first: then the
+	 * session is of no use. A finish waiting for it decides for itself. */
+	bool use = rc == 0 && w->state == UP_W_PENDING && !w->err && w->size <= size;
+	if (use) {
+		memcpy(w->upload_id, up.id, UP_ID_MAX);
+		w->expires_at = up.expires_at;
+		w->announced = size;
+		set_meta(w, filename, mime_type, purpose);
+		w->state = UP_W_UPLOADING;
+		journal_save(w); /* not closed yet: a restart cancels this session */
 	}
+	w->announcing = false;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	if (rc == -ENOENT && err && err->status == 404)
+		return 0; /* a Files-only server: the file goes up whole at finish */
 	if (rc < 0)
 		return rc; /* not latched: the upload will be tried again at finish */
-	pthread_mutex_lock(&w->mu);
-	if (w->state != UP_W_PENDING || w->err || w->finishing || w->size > size) {
-		/* finish, a cancel or more bytes than announced came first: this session is
-		 * of no use */
-		pthread_mutex_unlock(&w->mu);
+	if (!use)
 		cancel_remote(w, up.id);
-		up_upload_clear(&up);
-		return 0;
-	}
-	memcpy(w->upload_id, up.id, UP_ID_MAX);
-	w->expires_at = up.expires_at;
-	w->announced = size;
-	set_meta(w, filename, mime_type, purpose);
-	w->state = UP_W_UPLOADING;
-	journal_save(w); /* not closed yet: a restart cancels this session */
-	pthread_mutex_unlock(&w->mu);
 	up_upload_clear(&up);
-	return send_sealed(w);
+	return use ? send_sealed(w) : 0;
 }
 
 static void wait_idle_locked(struct up_writer *w)
@@ -710,6 +713,8 @@ int up_writer_finish(struct up_writer *w, const char *filename, const char *mime
 	}
 	w->finishing = true;
 	hasher_stop(w); /* from here on the file's MD5 is hashed inline */
+	while (w->announcing) /* its session is about to exist: use it, not a second one */
+		pthread_cond_wait(&w->cv, &w->mu);
 	wait_idle_locked(w);
 	int rc = w->err;
 	if (rc < 0) {

@@ -636,6 +636,15 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 {
 	struct uf_mount *m = M(req);
 	refresh(m, false);
+	/* cp opened its source before it created this file: that file's size is this one's, so
+	 * the upload can start now rather than at close. Looked up before the reply, while the
+	 * source is still at offset 0; the upload is created after it. A wrong guess costs an
+	 * upload that close cancels and redoes with the right size, never the bytes. */
+	uint64_t hint = 0;
+	if (m->cfg.size_hint && (fi->flags & O_ACCMODE) != O_RDONLY && !is_temp_name(name) &&
+	    (uf_proc_source_size(fuse_req_ctx(req)->pid, name, m->cfg.part_size, &hint) < 0 ||
+	     hint > m->cfg.max_file_size))
+		hint = 0;
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *dir = uf_tree_get(&m->tree, parent), *n = NULL;
 	struct handle *h = NULL;
@@ -666,21 +675,13 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	    .ino = n->ino, .attr_timeout = ATTR_TIMEOUT, .entry_timeout = ATTR_TIMEOUT};
 	uf_tree_stat(n, &e.attr);
 	n->nlookup++;
-	bool hint = m->cfg.size_hint && (fi->flags & O_ACCMODE) != O_RDONLY && !is_temp_name(name);
-	pid_t pid = fuse_req_ctx(req)->pid;
 	if (hint)
-		n->pins++; /* for the hint, after the reply */
+		n->pins++; /* for the announcement, after the reply */
 	pthread_mutex_unlock(&m->tree.mu);
 	fuse_reply_create(req, &e, fi);
 	if (!hint)
 		return;
-	/* cp opened its source before it created this file: that file's size is this one's, so
-	 * the upload can start now rather than at close. A wrong guess costs an upload that
-	 * close cancels and redoes with the right size; the bytes are always the ones written. */
-	uint64_t size;
-	if (uf_proc_source_size(pid, name, m->cfg.part_size, &size) == 0 &&
-	    size <= m->cfg.max_file_size)
-		announce(m, n, size, "the writer's source file");
+	announce(m, n, hint, "the writer's source file");
 	pthread_mutex_lock(&m->tree.mu);
 	unpin(m, n);
 	pthread_mutex_unlock(&m->tree.mu);

@@ -30,6 +30,20 @@ wait_sent() {
 	return 1
 }
 
+# wait_status FILE STATUS: the upload starts just after create() has returned.
+wait_status() {
+	local i
+	for i in $(seq 100); do
+		[ "$(xattr "$1" user.upload.status)" = "$2" ] && return 0
+		sleep 0.05
+	done
+	echo "status of $1 stayed $(xattr "$1" user.upload.status), not $2" >&2
+	return 1
+}
+
+# guessed NAME: the lines of the daemon's debug log (-d) that announced NAME's size.
+guessed() { grep -E "debug: $1: [0-9]+ bytes announced by the writer's source file" "$BATS_TEST_TMPDIR/fs.log" || true; }
+
 # requests METHOD REGEX: how many such requests the server logged (after stop_server).
 requests() {
 	jq -r --arg m "$1" --arg p "$2" 'select(.method == $m and (.path | test($p))) | .path' \
@@ -42,7 +56,7 @@ requests() {
 	head -c $((40 * MiB)) /dev/urandom >"$src"
 	exec 7<"$src"
 	exec 8>"$MNT/copy.bin"
-	[ "$(xattr "$MNT/copy.bin" user.upload.status)" = uploading ]
+	wait_status "$MNT/copy.bin" uploading
 	[[ "$(xattr "$MNT/copy.bin" user.upload.id)" == upload_* ]]
 	head -c $((24 * MiB)) <&7 >&8
 	# three parts of 8 MiB are on the server while the file is still open
@@ -95,7 +109,7 @@ requests() {
 	head -c $((40 * MiB)) /dev/urandom >"$BATS_TEST_TMPDIR/src.bin"
 	exec 7<"$BATS_TEST_TMPDIR/src.bin"
 	exec 8>"$MNT/short.bin"
-	[ "$(xattr "$MNT/short.bin" user.upload.status)" = uploading ]
+	wait_status "$MNT/short.bin" uploading
 	head -c $((20 * MiB)) <&7 >&8
 	exec 8>&- 7<&-
 	head -c $((20 * MiB)) "$BATS_TEST_TMPDIR/src.bin" >"$BATS_TEST_TMPDIR/want"
@@ -114,7 +128,7 @@ requests() {
 	head -c $((40 * MiB)) /dev/urandom >"$BATS_TEST_TMPDIR/want"
 	exec 7<"$BATS_TEST_TMPDIR/src.bin"
 	exec 8>"$MNT/long.bin"
-	[ "$(xattr "$MNT/long.bin" user.upload.status)" = uploading ]
+	wait_status "$MNT/long.bin" uploading
 	cat "$BATS_TEST_TMPDIR/want" >&8
 	exec 8>&- 7<&-
 	[ "$(xattr "$MNT/long.bin" user.upload.status)" = completed ]
@@ -128,14 +142,14 @@ requests() {
 }
 
 @test "the source with the new file's name wins; two others leave the size unknown" {
-	mount_fs
+	mount_fs -d
 	head -c $((20 * MiB)) /dev/urandom >"$BATS_TEST_TMPDIR/other.bin"
 	mkdir "$BATS_TEST_TMPDIR/d"
 	head -c $((30 * MiB)) /dev/urandom >"$BATS_TEST_TMPDIR/d/data.bin"
 	exec 6<"$BATS_TEST_TMPDIR/other.bin"
 	exec 7<"$BATS_TEST_TMPDIR/d/data.bin"
 	exec 8>"$MNT/data.bin"
-	[ "$(xattr "$MNT/data.bin" user.upload.status)" = uploading ]
+	wait_status "$MNT/data.bin" uploading
 	cat <&7 >&8
 	exec 8>&- 7<&-
 	[ "$(remote_md5 data.bin)" = "$(md5_of "$BATS_TEST_TMPDIR/d/data.bin")" ]
@@ -149,10 +163,12 @@ requests() {
 	umount_fs
 	stop_server
 	[ "$(requests POST '/cancel$')" = 0 ]
+	[[ "$(guessed data.bin)" == *"data.bin: 31457280 bytes"* ]]
+	[ -z "$(guessed third.bin)" ]
 }
 
 @test "no guess from a file read elsewhere than offset 0, from a small file, or with size_hint=off" {
-	mount_fs
+	mount_fs -d
 	head -c $((20 * MiB)) /dev/urandom >"$BATS_TEST_TMPDIR/src.bin"
 	exec 7<"$BATS_TEST_TMPDIR/src.bin"
 	head -c 1 <&7 >/dev/null
@@ -166,7 +182,7 @@ requests() {
 	[ "$(xattr "$MNT/b.bin" user.upload.status)" = pending ]
 	exec 8>&- 7<&-
 	umount_fs
-	mount_fs -o size_hint=off
+	mount_fs -d -o size_hint=off
 	exec 7<"$BATS_TEST_TMPDIR/src.bin"
 	exec 8>"$MNT/c.bin"
 	[ "$(xattr "$MNT/c.bin" user.upload.status)" = pending ]
@@ -176,10 +192,21 @@ requests() {
 	run "$UPLOADFS" -f -o "api_base=$BASE,size_hint=maybe" "$BATS_TEST_TMPDIR"
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"invalid -o size_hint=maybe: expected auto or off"* ]]
+	umount_fs
+	[ -z "$(guessed '[abc]\.bin')" ]
+	# the same log does have the line when there is a guess
+	mount_fs -d
+	exec 7<"$BATS_TEST_TMPDIR/src.bin"
+	exec 8>"$MNT/d.bin"
+	cat <&7 >&8
+	exec 8>&- 7<&-
+	umount_fs
+	[ -n "$(guessed 'd\.bin')" ]
 }
 
 @test "a source inside a FUSE mount is never stat'ed (single-threaded: no deadlock)" {
-	mount_fs -s
+	# were it stat'ed, this single-threaded daemon would wait for itself: the test hangs
+	mount_fs -d -s
 	head -c $((20 * MiB)) /dev/urandom >"$BATS_TEST_TMPDIR/src.bin"
 	cp "$BATS_TEST_TMPDIR/src.bin" "$MNT/in.bin"
 	exec 7<"$MNT/in.bin"
@@ -188,4 +215,7 @@ requests() {
 	cat <&7 >&8
 	exec 8>&- 7<&-
 	[ "$(remote_md5 out.bin)" = "$(md5_of "$BATS_TEST_TMPDIR/src.bin")" ]
+	umount_fs
+	[ -n "$(guessed 'in\.bin')" ]
+	[ -z "$(guessed 'out\.bin')" ]
 }

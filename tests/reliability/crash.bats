@@ -13,6 +13,8 @@ teardown() {
 }
 
 # crash_mid_upload: cp in the background, kill -9 the daemon once 3 parts are acknowledged.
+# The mounts here use size_hint=off, so the upload starts at close and the crash comes
+# after it (with the size taken from cp's source, parts go up while cp still writes).
 crash_mid_upload() {
 	cp "$BATS_TEST_TMPDIR/src" "$MNT/f.bin" 2>/dev/null &
 	cpid=$!
@@ -42,10 +44,10 @@ wait_remote() { # NAME: until the server lists it
 	FS_ALLOW='.'
 	ALLOW_LOG='incomplete request'
 	fs_setup --latency-ms 250 --log-requests "$BATS_TEST_TMPDIR/req.log"
-	mount_fs -o part_size=1M,parallel=1
+	mount_fs -o part_size=1M,parallel=1,size_hint=off
 	crash_mid_upload
 	acked=$(grep -c '/parts","status":200' "$BATS_TEST_TMPDIR/req.log" || true)
-	mount_fs -o part_size=1M,parallel=1
+	mount_fs -o part_size=1M,parallel=1,size_hint=off
 	wait_remote f.bin
 	grep -q 'resuming the upload of f.bin' "$BATS_TEST_TMPDIR/fs.log"
 	[ "$(remote_md5 f.bin)" = "$(md5_of "$BATS_TEST_TMPDIR/src")" ]
@@ -65,10 +67,10 @@ wait_remote() { # NAME: until the server lists it
 	FS_ALLOW='.'
 	ALLOW_LOG='incomplete request'
 	fs_setup --latency-ms 250 --expire-seconds 4 --log-requests "$BATS_TEST_TMPDIR/req.log"
-	mount_fs -o part_size=1M,parallel=1
+	mount_fs -o part_size=1M,parallel=1,size_hint=off
 	crash_mid_upload
 	sleep 4.5
-	mount_fs -o part_size=1M,parallel=1
+	mount_fs -o part_size=1M,parallel=1,size_hint=off
 	wait_remote f.bin
 	[ "$(remote_md5 f.bin)" = "$(md5_of "$BATS_TEST_TMPDIR/src")" ]
 	stop_server
