@@ -745,6 +745,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 		srv_part_end(r->h->st, &r->blob);
 	else
 		srv_blob_abort(&r->blob);
+	if (r->route == R_COMPLETE || r->route == R_CANCEL)
+		srv_store_reap(r->h->st);
 	json_object_put(r->log_headers);
 	free(r->body);
 	free(r->filename);

@@ -114,6 +114,7 @@ struct srv_store {
 	struct vec uploads; /* struct upload *, never freed while open */
 	struct vec files;   /* struct file * */
 	int64_t last_sweep;
+	bool reaping; /* a thread is removing dropped part directories */
 };
 
 /* ---- errors ---- */
@@ -480,10 +481,14 @@ static void file_free(struct file *f)
 
 /* ---- state transitions (store lock held) ---- */
 
+/* The parts go at once from where they are found; their bytes are freed later by
+ * srv_store_reap, off the request's path: unlinking a GiB of pages still being written
+ * back waits for the disk, and a complete must not. */
 static void drop_parts(struct srv_store *st, struct upload *u)
 {
-	char path[4096];
-	if (pathf(path, sizeof path, st, "parts/%s", u->id) == 0)
+	char path[4096], gone[4096];
+	if (pathf(path, sizeof path, st, "parts/%s", u->id) == 0 &&
+	    (pathf(gone, sizeof gone, st, "parts/.gone-%s", u->id) < 0 || rename(path, gone) < 0))
 		remove_flat_dir(path);
 	free(u->parts);
 	u->parts = NULL;
@@ -934,9 +939,38 @@ int srv_part_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes,
 	pthread_mutex_unlock(&st->mu);
 	if (rc < 0)
 		srv_blob_abort(blob);
-	else
-		asm_advance(st, u); /* uploads are never freed while the store is open */
+	/* the part is appended to the early assembly by srv_part_end, once it is answered */
 	return rc;
+}
+
+void srv_store_reap(struct srv_store *st)
+{
+	char path[4096];
+	pthread_mutex_lock(&st->mu);
+	bool mine = !st->reaping;
+	st->reaping = true;
+	pthread_mutex_unlock(&st->mu);
+	if (!mine)
+		return; /* the one reaping takes what is there */
+	DIR *d;
+	for (bool again = true; again;) {
+		again = false;
+		if (pathf(path, sizeof path, st, "parts") < 0 || !(d = opendir(path)))
+			break;
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			char sub[4096];
+			if (strncmp(de->d_name, ".gone-", 6) == 0 &&
+			    pathf(sub, sizeof sub, st, "parts/%s", de->d_name) == 0) {
+				remove_flat_dir(sub);
+				again = true;
+			}
+		}
+		closedir(d);
+		pthread_mutex_lock(&st->mu);
+		st->reaping = again;
+		pthread_mutex_unlock(&st->mu);
+	}
 }
 
 void srv_part_end(struct srv_store *st, struct srv_blob *blob)
@@ -947,14 +981,15 @@ void srv_part_end(struct srv_store *st, struct srv_blob *blob)
 	struct upload *u = NULL;
 	struct srv_err err;
 	pthread_mutex_lock(&st->mu);
-	bool gone = upload_lookup(st, blob->owner, &u, &err) == 0 &&
-		    blob->start_no < u->nslots && u->slots[blob->start_no].state == SLOT_OPEN;
-	if (gone)
+	bool found = upload_lookup(st, blob->owner, &u, &err) == 0;
+	if (found && blob->start_no < u->nslots && u->slots[blob->start_no].state == SLOT_OPEN)
 		u->slots[blob->start_no].state = SLOT_GONE;
 	pthread_mutex_unlock(&st->mu);
 	blob->owner[0] = '\0';
-	if (gone)
-		asm_advance(st, u); /* the parts after it may be waiting */
+	/* its part, or the parts waiting behind its gap: uploads are never freed while the
+	 * store is open */
+	if (found)
+		asm_advance(st, u);
 }
 
 static const struct part *part_find(const struct upload *u, const char *id)
@@ -1179,8 +1214,13 @@ int srv_upload_complete(struct srv_store *st, const char *upload_id, json_object
 	uint64_t *sizes = NULL;
 	char tmp[4096] = "";
 
+	/* parts answered whose request has not ended yet are appended first */
 	pthread_mutex_lock(&st->mu);
 	rc = upload_lookup(st, upload_id, &u, err);
+	pthread_mutex_unlock(&st->mu);
+	if (rc == 0)
+		asm_advance(st, u);
+	pthread_mutex_lock(&st->mu);
 	/* a concurrent complete (a client's retry), or parts still being appended */
 	while (rc == 0 && (u->busy || u->asm_busy))
 		pthread_cond_wait(&st->cv, &st->mu);
@@ -1767,7 +1807,9 @@ static void repair(struct srv_store *st)
 	}
 	if (pathf(path, sizeof path, st, "parts") == 0 && (d = opendir(path))) {
 		while ((de = readdir(d))) {
-			if (de->d_name[0] == '.' || vec_lookup(&st->uploads, "upload_", de->d_name))
+			bool gone = strncmp(de->d_name, ".gone-", 6) == 0;
+			if (!gone && (de->d_name[0] == '.' ||
+				      vec_lookup(&st->uploads, "upload_", de->d_name)))
 				continue;
 			char sub[4096];
 			if (pathf(sub, sizeof sub, st, "parts/%s", de->d_name) == 0)

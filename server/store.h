@@ -53,6 +53,9 @@ void srv_blob_abort(struct srv_blob *blob);
 /* A part request is over (answered or dropped): a part it did not commit leaves a gap that
  * the content assembled as parts arrive skips. Aborts the blob. */
 void srv_part_end(struct srv_store *st, struct srv_blob *blob);
+/* Frees the parts of completed, cancelled and expired uploads (called after a response is
+ * sent: the request that dropped them does not wait for the disk). */
+void srv_store_reap(struct srv_store *st);
 
 /* POST /v1/uploads/{id}/complete and /cancel. */
 int srv_upload_complete(struct srv_store *st, const char *upload_id, json_object *req,

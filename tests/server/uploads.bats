@@ -14,6 +14,18 @@ teardown() {
 	server_teardown
 }
 
+# asm_size UPLOAD BYTES: waits until the early assembly of UPLOAD holds BYTES (it runs once a
+# part request has ended, just after its answer).
+asm_size() {
+	local i
+	for i in $(seq 100); do
+		[ "$(stat -c %s "$SRV_DATA/content/.tmp-asm-$1" 2>/dev/null || echo 0)" = "$2" ] && return 0
+		sleep 0.05
+	done
+	echo "the early assembly of $1 holds $(stat -c %s "$SRV_DATA/content/.tmp-asm-$1"), not $2" >&2
+	return 1
+}
+
 @test "create answers a pending Upload with every field" {
 	api POST /uploads -H "$J" -d '{"bytes":500001,"filename":"train.jsonl","mime_type":"text/jsonl","purpose":"fine-tune"}'
 	[ "$code" = 200 ]
@@ -245,6 +257,7 @@ teardown() {
 	[ "$(stat -c %s "$asm" 2>/dev/null || echo 0)" = 0 ]
 	wait "$slow"
 	pa=$(jq -r .id "$BATS_TEST_TMPDIR/slow")
+	asm_size "$up" 500001
 	cmp "$asm" "$BATS_TEST_TMPDIR/ab"
 	complete "$up" "$(md5_of "$BATS_TEST_TMPDIR/ab")" "$pa" "$pb"
 	[ "$code" = 200 ]
@@ -270,13 +283,11 @@ teardown() {
 	sleep 0.5
 	# the third finishes while the second is still in flight: it waits behind it
 	pb=$(add_part "$up" "$BATS_TEST_TMPDIR/b")
+	asm_size "$up" 300000
 	cmp "$asm" "$BATS_TEST_TMPDIR/a"
 	kill "$dead"
 	wait "$dead" || true
-	for i in $(seq 100); do
-		[ "$(stat -c %s "$asm")" = 500001 ] && break
-		sleep 0.05
-	done
+	asm_size "$up" 500001
 	cmp "$asm" "$BATS_TEST_TMPDIR/ab"
 	complete "$up" "$(md5_of "$BATS_TEST_TMPDIR/ab")" "$pa" "$pb"
 	[ "$code" = 200 ]
@@ -309,6 +320,26 @@ teardown() {
 	assert_error 400
 	# its parts are gone from disk once the file exists
 	[ ! -e "$SRV_DATA/parts/$up" ]
+}
+
+@test "the parts of a completed upload are freed after the answer, and at restart if need be" {
+	up=$(new_upload 500001)
+	pa=$(add_part "$up" "$BATS_TEST_TMPDIR/a")
+	pb=$(add_part "$up" "$BATS_TEST_TMPDIR/b")
+	complete "$up" "$(md5_of "$BATS_TEST_TMPDIR/ab")" "$pa" "$pb"
+	[ "$code" = 200 ]
+	for i in $(seq 100); do
+		[ -z "$(find "$SRV_DATA/parts" -type f)" ] && break
+		sleep 0.05
+	done
+	[ -z "$(find "$SRV_DATA/parts" -mindepth 1)" ]
+	# a crash between the answer and the removal leaves a .gone- directory: startup removes it
+	stop_server
+	mkdir "$SRV_DATA/parts/.gone-$up"
+	cp "$BATS_TEST_TMPDIR/a" "$SRV_DATA/parts/.gone-$up/$pa"
+	start_server
+	[ -z "$(find "$SRV_DATA/parts" -mindepth 1)" ]
+	curl -sS "$BASE/files/$(jq -r .file.id <<<"$body")" | jq -e '.bytes == 500001'
 }
 
 @test "an empty upload completes with no parts" {
