@@ -14,7 +14,7 @@ setup() {
 }
 
 teardown() {
-	exec 7<&- 8>&- 6<&- 2>/dev/null || true
+	exec 7<&- 8>&- 6<&- 9>&- 2>/dev/null || true
 	[ -z "${CP_PID:-}" ] || { kill -CONT "$CP_PID" 2>/dev/null; wait "$CP_PID" 2>/dev/null; } || true
 	fs_teardown
 }
@@ -218,4 +218,25 @@ requests() {
 	umount_fs
 	[ -n "$(guessed 'in\.bin')" ]
 	[ -z "$(guessed 'out\.bin')" ]
+}
+
+@test "O_TRUNC while the early upload runs: the writer stays, close uploads the new bytes" {
+	mount_fs
+	head -c $((40 * MiB)) /dev/urandom >"$BATS_TEST_TMPDIR/src.bin"
+	head -c $((10 * MiB)) /dev/urandom >"$BATS_TEST_TMPDIR/new.bin"
+	exec 7<"$BATS_TEST_TMPDIR/src.bin"
+	exec 8>"$MNT/t.bin"
+	wait_status "$MNT/t.bin" uploading
+	head -c $((20 * MiB)) <&7 >&8
+	# a second opener truncates the file, still open on fd 8, and writes new bytes
+	exec 9>"$MNT/t.bin"
+	cat "$BATS_TEST_TMPDIR/new.bin" >&9
+	exec 9>&-
+	exec 8>&- 7<&-
+	[ "$(xattr "$MNT/t.bin" user.upload.status)" = completed ]
+	[ "$(remote_md5 t.bin)" = "$(md5_of "$BATS_TEST_TMPDIR/new.bin")" ]
+	umount_fs
+	stop_server
+	[ "$(requests POST '^/v1/uploads$')" = 2 ]
+	[ "$(requests POST '/cancel$')" = 1 ]
 }
