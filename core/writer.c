@@ -610,7 +610,8 @@ int up_writer_announce(struct up_writer *w, uint64_t size, const char *filename,
 		return 0; /* only the first announcement starts an upload */
 	struct up_upload up;
 	int rc = up_upload_create(w->cfg.client, size, filename, mime_type, purpose, &up, err);
-	if (rc == -ENOENT && err && err->status == 404)
+	bool no_uploads = rc == -ENOENT && err && err->status == 404;
+	if (no_uploads)
 		up_client_mark_files_only(w->cfg.client);
 	pthread_mutex_lock(&w->mu);
 	/* a cancel, an error or more bytes than announced may have come first: then the
@@ -627,7 +628,7 @@ int up_writer_announce(struct up_writer *w, uint64_t size, const char *filename,
 	w->announcing = false;
 	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->mu);
-	if (rc == -ENOENT && err && err->status == 404)
+	if (no_uploads)
 		return 0; /* a Files-only server: the file goes up whole at finish */
 	if (rc < 0)
 		return rc; /* not latched: the upload will be tried again at finish */
