@@ -87,6 +87,10 @@ teardown() {
 
 @test "cache_dir full: the write fails with ENOSPC, that file is failed, the mount goes on" {
 	FS_ALLOW='No space left|write to big failed'
+	# cp's source gives the size, so parts go up while cp writes. When the spool is
+	# full, the file fails and its spool is emptied: a part still being sent finds its
+	# bytes gone and the client stops it mid-body rather than send others in their place.
+	ALLOW_LOG='incomplete request'
 	fs_setup
 	SMALL=$BATS_TEST_TMPDIR/small
 	mkdir -p "$SMALL"
