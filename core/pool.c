@@ -1,18 +1,29 @@
 /* The async interface: a fixed set of worker threads, each running one request at a time on
- * the client's shared connections, fed by a bounded queue (back-pressure on submit). */
+ * the client's shared connections, fed by a bounded queue (back-pressure on submit).
+ * The parts of one upload start in the order they were queued: a part's request waits
+ * until the one queued before it has begun its body (a server that answers 100 Continue
+ * has taken its headers by then), so a server that assembles parts as they come sees
+ * them in the order the client will list them. */
 #include "client.h"
 #include "errors.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 enum job_kind { J_PART, J_CREATE, J_COMPLETE, J_CANCEL };
 
 struct job {
 	struct job *next;
+	struct job *rnext, *rprev; /* in the running list */
+	struct up_async *a;
+	uint64_t seq;
+	atomic_bool begun; /* a part's body was first read, or its request ended */
 	enum job_kind kind;
 	char upload_id[UP_ID_MAX];
 	struct up_source src;
@@ -34,7 +45,10 @@ struct up_async {
 	pthread_cond_t work;  /* a job was queued, or stop */
 	pthread_cond_t space; /* the queue has room */
 	pthread_cond_t idle;  /* nothing queued or running */
+	pthread_cond_t begun; /* a part began its body, or ended */
 	struct job *head, *tail;
+	struct job *run; /* the jobs running */
+	uint64_t seq;
 	unsigned queued, running;
 	bool stop;
 };
@@ -50,13 +64,66 @@ static void job_free(struct job *j)
 	free(j);
 }
 
+static void mark_begun(struct job *j)
+{
+	if (atomic_load(&j->begun))
+		return;
+	pthread_mutex_lock(&j->a->mu);
+	atomic_store(&j->begun, true);
+	pthread_cond_broadcast(&j->a->begun);
+	pthread_mutex_unlock(&j->a->mu);
+}
+
+/* The part's source, read through the job: the first read tells the next part it may start. */
+static ssize_t gated_read(void *ud, uint64_t off, void *buf, size_t len)
+{
+	struct job *j = ud;
+	mark_begun(j);
+	const struct up_source *s = &j->src;
+	switch (s->kind) {
+	case UP_SRC_MEM:
+		memcpy(buf, (const char *)s->mem + off, len);
+		return (ssize_t)len;
+	case UP_SRC_FD: {
+		ssize_t n;
+		do
+			n = pread(s->fd, buf, len, (off_t)(s->offset + off));
+		while (n < 0 && errno == EINTR);
+		return n < 0 ? -errno : n;
+	}
+	case UP_SRC_CB:
+		return s->read(s->ud, off, buf, len);
+	}
+	return -EINVAL;
+}
+
+/* Waits (lock held) while a part of the same upload queued before j is running and has not
+ * begun its body. Bounded: the order only saves the server work, it is never needed. */
+static void wait_turn(struct up_async *a, struct job *j)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 2;
+	for (;;) {
+		bool before = false;
+		for (struct job *k = a->run; k && !before; k = k->rnext)
+			before = k->kind == J_PART && k->seq < j->seq && !atomic_load(&k->begun) &&
+				 strcmp(k->upload_id, j->upload_id) == 0;
+		if (!before || pthread_cond_timedwait(&a->begun, &a->mu, &until) == ETIMEDOUT)
+			return;
+	}
+}
+
 static void job_run(up_client *c, struct job *j)
 {
 	struct up_error err = {0};
 	int rc;
 	if (j->kind == J_PART) {
 		struct up_part part = {0};
-		rc = up_part_add(c, j->upload_id, &j->src, &part, &err);
+		struct up_source src = {
+		    .kind = UP_SRC_CB, .len = j->src.len, .read = gated_read, .ud = j};
+		rc = up_part_add(c, j->upload_id, &src, &part, &err);
+		mark_begun(j);
 		j->part_cb(j->ud, rc, rc == 0 ? &part : NULL, &err);
 		return;
 	}
@@ -94,10 +161,22 @@ static void *worker(void *arg)
 		a->queued--;
 		a->running++;
 		pthread_cond_signal(&a->space);
+		j->rnext = a->run;
+		if (a->run)
+			a->run->rprev = j;
+		a->run = j;
+		if (j->kind == J_PART)
+			wait_turn(a, j);
 		pthread_mutex_unlock(&a->mu);
 		job_run(a->c, j);
-		job_free(j);
 		pthread_mutex_lock(&a->mu);
+		if (j->rprev)
+			j->rprev->rnext = j->rnext;
+		else
+			a->run = j->rnext;
+		if (j->rnext)
+			j->rnext->rprev = j->rprev;
+		job_free(j);
 		a->running--;
 		if (!a->queued && !a->running)
 			pthread_cond_broadcast(&a->idle);
@@ -118,6 +197,7 @@ int up_async_new(up_client *c, unsigned max_in_flight, up_async **out)
 	pthread_cond_init(&a->work, NULL);
 	pthread_cond_init(&a->space, NULL);
 	pthread_cond_init(&a->idle, NULL);
+	pthread_cond_init(&a->begun, NULL);
 	if (!(a->threads = calloc(max_in_flight, sizeof *a->threads))) {
 		up_async_free(a);
 		return -ENOMEM;
@@ -157,6 +237,7 @@ void up_async_free(up_async *a)
 	pthread_cond_destroy(&a->work);
 	pthread_cond_destroy(&a->space);
 	pthread_cond_destroy(&a->idle);
+	pthread_cond_destroy(&a->begun);
 	pthread_mutex_destroy(&a->mu);
 	free(a);
 }
@@ -181,6 +262,8 @@ static int submit(struct up_async *a, struct job *j)
 		job_free(j);
 		return -ESHUTDOWN;
 	}
+	j->a = a;
+	j->seq = ++a->seq;
 	if (a->tail)
 		a->tail->next = j;
 	else

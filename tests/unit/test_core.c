@@ -499,6 +499,81 @@ CASE(async_requests_run_in_parallel_and_call_back)
 	fixture_stop(&f);
 }
 
+struct ordered_part {
+	char id[UP_ID_MAX];
+	int rc;
+};
+
+static void on_ordered_part(void *ud, int rc, const struct up_part *p, const struct up_error *err)
+{
+	(void)err;
+	struct ordered_part *o = ud;
+	o->rc = rc;
+	if (rc == 0)
+		snprintf(o->id, sizeof o->id, "%s", p->id);
+}
+
+static off_t size_of(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* 4 parts in flight, and yet the server sees them start in the order they were queued: its
+ * early assembly is the upload's bytes in order, and complete keeps that very file. */
+CASE(async_parts_start_in_the_order_they_were_queued)
+{
+	struct fixture f;
+	CHECK(fixture_start(&f, NULL) == 0);
+	up_client *c = client_for(&f, NULL);
+	enum { PARTS = 12, PART = 1 << 20 };
+	static char data[PARTS * PART];
+	fill(data, sizeof data, 9);
+	struct up_error err;
+	struct up_upload up, done;
+	CHECK(up_upload_create(c, sizeof data, "order.bin", "x", "batch", &up, &err) == 0);
+	up_async *a;
+	CHECK(up_async_new(c, 4, &a) == 0);
+	struct ordered_part parts[PARTS] = {0};
+	for (int i = 0; i < PARTS; i++) {
+		struct up_source src = {.kind = UP_SRC_MEM, .len = PART, .mem = data + i * PART};
+		CHECK(up_async_part_add(a, up.id, &src, on_ordered_part, &parts[i]) == 0);
+	}
+	up_async_wait(a);
+	up_async_free(a);
+	for (int i = 0; i < PARTS; i++)
+		CHECK(parts[i].rc == 0);
+	/* the append runs just after each answer: wait for the last one */
+	char asm_path[256];
+	snprintf(asm_path, sizeof asm_path, "%s/data/content/.tmp-asm-%s", f.dir, up.id);
+	for (int i = 0; i < 200 && size_of(asm_path) < (off_t)sizeof data; i++)
+		usleep(25000);
+	CHECK(size_of(asm_path) == (off_t)sizeof data);
+	int fd = open(asm_path, O_RDONLY);
+	CHECK(fd >= 0);
+	static char got[sizeof data];
+	CHECK(read(fd, got, sizeof got) == (ssize_t)sizeof got);
+	struct stat before;
+	CHECK(fstat(fd, &before) == 0);
+	close(fd);
+	CHECK(memcmp(got, data, sizeof data) == 0);
+	const char *ids[PARTS];
+	for (int i = 0; i < PARTS; i++)
+		ids[i] = parts[i].id;
+	char md5[33];
+	up_md5_hex(data, sizeof data, md5);
+	CHECK(up_upload_complete(c, up.id, ids, PARTS, md5, &done, &err) == 0);
+	CHECK(strcmp(done.status, "completed") == 0 && done.has_file);
+	char content[256];
+	snprintf(content, sizeof content, "%s/data/content/%s", f.dir, done.file.id);
+	struct stat after;
+	CHECK(stat(content, &after) == 0 && after.st_ino == before.st_ino);
+	up_upload_clear(&up);
+	up_upload_clear(&done);
+	up_client_free(c);
+	fixture_stop(&f);
+}
+
 CASE(plain_http_only_to_loopback)
 {
 	struct up_config cfg = {.api_base = "http://example.com/v1", .no_env = true};
@@ -635,6 +710,7 @@ CHECK_MAIN(T(parts_from_memory_fd_and_callback_in_any_order), T(cancel_and_then_
 	   T(a_429_with_retry_after_is_waited_for), T(every_error_status_maps_to_an_errno),
 	   T(a_wrong_key_is_eacces_with_the_servers_message), T(a_key_file_must_be_0600),
 	   T(files_list_follows_every_page), T(content_the_api_forbids_is_eacces),
-	   T(async_requests_run_in_parallel_and_call_back), T(plain_http_only_to_loopback),
+	   T(async_requests_run_in_parallel_and_call_back),
+	   T(async_parts_start_in_the_order_they_were_queued), T(plain_http_only_to_loopback),
 	   T(portkey_environment_and_a_redacted_debug_log),
 	   T(the_debug_log_never_shows_the_openai_key), T(a_silent_server_is_a_stall_timeout))
