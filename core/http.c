@@ -465,12 +465,14 @@ static struct curl_slist *request_headers(struct up_http *h, const struct up_htt
 		l = t;                                                                             \
 	} while (0)
 	ADD(r->out_fd >= 0 ? "Accept: application/octet-stream" : "Accept: application/json");
-	/* A part of 1 MiB or more waits for 100 Continue: one round trip, after which the
-	 * server has taken the request (HTTP/1.1 only; libcurl's own default). The part
-	 * pipeline starts the next part after that, so the server sees parts in their order.
-	 * Anything smaller, or a whole file for the Files API, goes at once. */
+	/* A part of 1 MiB or more is left to libcurl's own rule: over HTTP/1.1 it sends
+	 * `Expect: 100-continue` and waits one round trip, after which the server has taken
+	 * the request (over HTTP/2 it does not wait). The part pipeline starts the next part
+	 * after that, so the server sees parts in their order. Anything smaller, or a whole
+	 * file for the Files API, goes at once. */
 	bool expect = r->part && r->part->len >= (1u << 20) && strcmp(r->part_field, "data") == 0;
-	ADD(expect ? "Expect: 100-continue" : "Expect:");
+	if (!expect)
+		ADD("Expect:");
 	if (r->json || (!r->part && strcmp(r->method, "POST") == 0))
 		ADD("Content-Type: application/json");
 	if (h->auth_header)
