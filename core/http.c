@@ -189,22 +189,21 @@ struct source_ctx {
 	int err; /* errno of a failed read */
 };
 
-static ssize_t source_read(struct source_ctx *s, void *buf, size_t n)
+ssize_t up_source_pread(const struct up_source *src, uint64_t off, void *buf, size_t n)
 {
-	const struct up_source *src = s->src;
 	switch (src->kind) {
 	case UP_SRC_MEM:
-		memcpy(buf, (const char *)src->mem + s->pos, n);
+		memcpy(buf, (const char *)src->mem + off, n);
 		return (ssize_t)n;
 	case UP_SRC_FD: {
 		ssize_t r;
 		do
-			r = pread(src->fd, buf, n, (off_t)(src->offset + s->pos));
+			r = pread(src->fd, buf, n, (off_t)(src->offset + off));
 		while (r < 0 && errno == EINTR);
 		return r < 0 ? -errno : r;
 	}
 	case UP_SRC_CB:
-		return src->read(src->ud, s->pos, buf, n);
+		return src->read(src->ud, off, buf, n);
 	}
 	return -EINVAL;
 }
@@ -218,7 +217,7 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *ud)
 		n = (size_t)left;
 	if (n == 0)
 		return 0;
-	ssize_t r = source_read(s, buf, n);
+	ssize_t r = up_source_pread(s->src, s->pos, buf, n);
 	if (r <= 0) {
 		/* The source got shorter than it said: never send other bytes in its place. */
 		s->err = r < 0 ? (int)-r : EIO;

@@ -6,6 +6,7 @@
  * them in the order the client will list them. */
 #include "client.h"
 #include "errors.h"
+#include "http.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -14,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 enum job_kind { J_PART, J_CREATE, J_COMPLETE, J_CANCEL };
 
@@ -79,22 +79,7 @@ static ssize_t gated_read(void *ud, uint64_t off, void *buf, size_t len)
 {
 	struct job *j = ud;
 	mark_begun(j);
-	const struct up_source *s = &j->src;
-	switch (s->kind) {
-	case UP_SRC_MEM:
-		memcpy(buf, (const char *)s->mem + off, len);
-		return (ssize_t)len;
-	case UP_SRC_FD: {
-		ssize_t n;
-		do
-			n = pread(s->fd, buf, len, (off_t)(s->offset + off));
-		while (n < 0 && errno == EINTR);
-		return n < 0 ? -errno : n;
-	}
-	case UP_SRC_CB:
-		return s->read(s->ud, off, buf, len);
-	}
-	return -EINVAL;
+	return up_source_pread(&j->src, off, buf, len);
 }
 
 /* Waits (lock held) while a part of the same upload queued before j is running and has not
