@@ -631,6 +631,15 @@ static struct handle *handle_new(fuse_req_t req, struct uf_node *n, int flags)
 	return h;
 }
 
+/* A write-only handle (cp, rsync, tar, `>`) bypasses the kernel's page cache: its bytes
+ * go from the writer's buffer to the daemon in one copy, not through the cache first, and
+ * a copied file does not stay in memory twice. Such a handle can neither read nor mmap, so
+ * nothing it does depends on the cache. */
+static bool write_only(const struct fuse_file_info *fi)
+{
+	return (fi->flags & O_ACCMODE) == O_WRONLY;
+}
+
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
@@ -671,6 +680,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	 * touch does not, and leaves a local pending file. */
 	n->upload_on_close = fi->flags & (O_EXCL | O_TRUNC);
 	fi->fh = (uintptr_t)h;
+	fi->direct_io = write_only(fi);
 	struct fuse_entry_param e = {
 	    .ino = n->ino, .attr_timeout = ATTR_TIMEOUT, .entry_timeout = ATTR_TIMEOUT};
 	uf_tree_stat(n, &e.attr);
@@ -736,6 +746,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)h;
+	fi->direct_io = write_only(fi);
 	fuse_reply_open(req, fi);
 }
 

@@ -174,6 +174,49 @@ PY
 	put 7000001 h2.bin
 }
 
+# cached PATH MODE: writes 4 MiB to a new file through a wronly or rdwr handle while a
+# reader holds it mapped; prints how many of those pages the kernel's page cache holds.
+cached() {
+	python3 - "$1" "$2" <<'PY'
+import ctypes, mmap, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+path, mode = sys.argv[1], sys.argv[2]
+size, page = 4 << 20, mmap.PAGESIZE
+w = os.open(path, (os.O_WRONLY if mode == "wronly" else os.O_RDWR) | os.O_CREAT | os.O_EXCL,
+            0o644)
+os.write(w, b"x" * page)
+# the reader opens before the writes (an open drops the cache) and maps 4 MiB
+r = os.open(path, os.O_RDONLY)
+addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, r, 0)
+assert addr not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+block = os.urandom(1 << 20)
+for off in range(0, size, len(block)):
+    os.pwrite(w, block, off)
+vec = ctypes.create_string_buffer(size // page)
+assert libc.mincore(addr, size, vec) == 0, os.strerror(ctypes.get_errno())
+print(sum(b & 1 for b in vec.raw))
+os.close(w)
+os.close(r)
+PY
+}
+
+@test "a write-only handle (cp, rsync, tar, >) bypasses the page cache; a read-write one does not" {
+	# the bytes go to the daemon in one copy and are not kept in memory a second time
+	[ "$(cached "$MNT/wronly.bin" wronly)" = 0 ]
+	# a read-write handle can mmap, so its writes go through the cache (the control)
+	[ "$(cached "$MNT/rdwr.bin" rdwr)" = 1024 ]
+	# both files went up whole, and read back
+	for f in wronly.bin rdwr.bin; do
+		[ "$(xattr "$MNT/$f" user.upload.status)" = completed ]
+		[ "$(remote_json "$f" | jq .bytes)" = 4194304 ]
+		cmp <(cat "$MNT/$f") <(curl -sS "$BASE/files/$(remote_json "$f" | jq -r .id)/content")
+	done
+}
+
 @test "a sparse file (seek past the end) uploads its holes as zeros" {
 	python3 - "$MNT/sparse.bin" <<'PY'
 import os, sys
