@@ -40,7 +40,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 server() { # fresh data directory each time: every run uploads into an empty server
 	[ -z "$srv_pid" ] || { kill "$srv_pid"; wait "$srv_pid" 2>/dev/null || true; }
-	rm -rf "$work/data"
+	rm -rf "$work/data" "$work/srv.out" # never read the last server's address
 	"$SERVER" --listen 127.0.0.1:0 --data "$work/data" >"$work/srv.out" 2>>"$work/srv.err" &
 	srv_pid=$!
 	until base=$(sed -n 's/^listening on //p' "$work/srv.out" 2>/dev/null) && [ -n "$base" ]; do sleep 0.05; done
@@ -50,7 +50,10 @@ mount_fs() {
 	rm -rf "$work/cache"
 	"$UPLOADFS" -f -o "api_base=$base,cache_dir=$work/cache" "$@" "$mnt" 2>>"$work/fs.log" &
 	fs_pid=$!
-	until grep -q " $mnt fuse.uploadfs" /proc/mounts; do sleep 0.05; done
+	until grep -q " $mnt fuse.uploadfs" /proc/mounts; do
+		kill -0 "$fs_pid" 2>/dev/null || { tail -3 "$work/fs.log" >&2; exit 1; }
+		sleep 0.05
+	done
 }
 
 umount_fs() {
