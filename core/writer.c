@@ -411,6 +411,10 @@ static void part_done(void *ud, int rc, const struct up_part *part, const struct
 		journal_save(w);
 	} else if (w->state != UP_W_CANCELLED && session_expired(w, err)) {
 		w->expired = true; /* not an error: finish starts a new session */
+	} else if (w->state == UP_W_UPLOADING && w->rescan) {
+		/* bytes under this session changed (a truncate, an overwrite), maybe under this
+		 * very part: finish cancels the session and sends the file again, so a part that
+		 * failed meanwhile costs nothing */
 	} else if (w->state != UP_W_CANCELLED) {
 		char msg[512];
 		snprintf(msg, sizeof msg, "part %zu: %.480s", pc->index + 1, err->message);
