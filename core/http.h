@@ -23,10 +23,10 @@ struct up_http_opts {
 };
 
 int up_http_new(const struct up_http_opts *o, struct up_http **out);
+void up_http_free(struct up_http *h);
 
 /* Reads n bytes at off (within the part) from any kind of source: the count, or -errno. */
 ssize_t up_source_pread(const struct up_source *src, uint64_t off, void *buf, size_t n);
-void up_http_free(struct up_http *h);
 
 struct up_http_req {
 	const char *method; /* GET, POST, DELETE */

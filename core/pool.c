@@ -18,6 +18,9 @@
 
 enum job_kind { J_PART, J_CREATE, J_COMPLETE, J_CANCEL };
 
+/* How long a part waits at most for the one before it to begin: past that it goes anyway. */
+enum { TURN_WAIT_S = 2 };
+
 struct job {
 	struct job *next;
 	struct job *rnext, *rprev; /* in the running list */
@@ -88,7 +91,7 @@ static void wait_turn(struct up_async *a, struct job *j)
 {
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 2;
+	until.tv_sec += TURN_WAIT_S;
 	for (;;) {
 		bool before = false;
 		for (struct job *k = a->run; k && !before; k = k->rnext)
