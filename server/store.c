@@ -26,7 +26,9 @@
  * blob or tmp file, which the next start removes. */
 
 #define FILE_MAX_NAME 4096
-#define COPY_BUF      (1u << 20)
+/* Per read and write of an assembly. A new page-cache folio is as big as the write, and
+ * folios of 512 KiB or more were the slower ones to fill (bench/results.md). */
+#define COPY_BUF      (128u << 10)
 #define BATCH_EXPIRY  2592000 /* 30 days: OpenAI's default for purpose=batch */
 #define EXPIRY_MIN    3600
 #define EXPIRY_MAX    2592000
