@@ -428,7 +428,6 @@ int main(int argc, char *argv[])
 	} else {
 		struct fuse_loop_config *lc = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(lc, 0);
-		fuse_loop_cfg_set_idle_threads(lc, 10);
 		fuse_loop_cfg_set_max_threads(lc, 64);
 		status = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);

@@ -4,7 +4,7 @@
 #ifndef UF_TREE_H
 #define UF_TREE_H
 
-#define FUSE_USE_VERSION 35
+#define FUSE_USE_VERSION 312 /* the 3.12 loop config: fuse_loop_cfg_*() */
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <stdbool.h>

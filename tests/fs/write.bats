@@ -241,6 +241,30 @@ PY
 	[ "$(remote_count)" = 10 ]
 }
 
+@test "closes that wait on a slow server leave the mount free for other requests" {
+	# Each close below waits about 6 s for its upload (three requests, 2 s each). Other
+	# requests must be answered meanwhile: the mount runs a worker thread per blocked
+	# request, up to 64. (A loop configuration of the wrong libfuse API version once
+	# capped them at 10, and started and ended a thread per request.)
+	umount_fs
+	stop_server
+	start_server --allow-downloads --latency-ms 2000
+	mount_fs -o parallel=16
+	ls "$MNT" >/dev/null # the remote listing, fetched once
+	pids=()
+	for i in $(seq 14); do
+		(echo "$i" >"$MNT/slow$i") &
+		pids+=($!)
+	done
+	sleep 1 # every writer is in close by now, waiting on the server
+	# getxattr is never answered from the kernel's cache: this reaches the daemon
+	[ "$(xattr "$MNT/slow1" user.upload.status)" = uploading ]
+	for p in "${pids[@]}"; do kill -0 "$p"; done # answered while every close still waits
+	for p in "${pids[@]}"; do wait "$p"; done
+	for i in $(seq 14); do [ "$(xattr "$MNT/slow$i" user.upload.status)" = completed ]; done
+	[ "$(remote_count)" = 14 ]
+}
+
 @test "the size announced with ftruncate starts the upload while the file is written" {
 	python3 - "$MNT/announced.bin" <<'PY'
 import os, sys
