@@ -478,8 +478,8 @@ static int send_sealed(struct up_writer *w)
 
 /* The spool is written at most this much per call. The page cache sizes a new folio by
  * the write: a 1 MiB write gets one 1 MiB folio. On the 2-core VM of bench/results.md,
- * copying into folios of 512 KiB or more cost the whole 2 GiB cp a fifth more CPU than
- * folios of 64-256 KiB, for the same bytes (A/B). Eight calls per MiB cost next to nothing. */
+ * filling folios of 512 KiB or more made a 2 GiB cp take a third more CPU than folios of
+ * 64-256 KiB, for the same bytes (A/B). Eight calls per MiB cost next to nothing. */
 #define SPOOL_WRITE_MAX ((size_t)128 << 10)
 
 static int pwrite_all(int fd, const char *buf, size_t len, uint64_t off)
