@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-int up_journal_write(const char *path, const struct up_journal_rec *r)
+int up_journal_write(const char *path, const struct up_journal_rec *r, bool durable)
 {
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "version", json_object_new_int(1));
@@ -31,7 +31,7 @@ int up_journal_write(const char *path, const struct up_journal_rec *r)
 
 	size_t len = 0;
 	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
-	int rc = up_write_file_atomic(path, s, len, true);
+	int rc = up_write_file_atomic(path, s, len, durable);
 	json_object_put(o);
 	return rc;
 }

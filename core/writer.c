@@ -84,8 +84,9 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-/* Records what a restart needs to finish the upload (lock held). */
-static void journal_save(struct up_writer *w)
+/* Records what a restart needs to finish the upload (lock held). durable: see
+ * up_journal_write; a part's acknowledgement alone is not, so no fsync per part. */
+static void journal_save(struct up_writer *w, bool durable)
 {
 	if (!w->journal || !w->upload_id[0] || !w->upload_name)
 		return;
@@ -110,7 +111,7 @@ static void journal_save(struct up_writer *w)
 	for (size_t i = 0; i < nparts && i < w->nparts; i++)
 		if (w->parts[i].sent)
 			memcpy(r.part_ids[i], w->parts[i].id, UP_ID_MAX);
-	up_journal_write(w->journal, &r);
+	up_journal_write(w->journal, &r, durable);
 	free(r.part_ids);
 }
 
@@ -408,7 +409,7 @@ static void part_done(void *ud, int rc, const struct up_part *part, const struct
 		hex(pc->md, p->md5);
 		p->sent = true;
 		w->bytes_sent += p->len;
-		journal_save(w);
+		journal_save(w, false);
 	} else if (w->state != UP_W_CANCELLED && session_expired(w, err)) {
 		w->expired = true; /* not an error: finish starts a new session */
 	} else if (w->state == UP_W_UPLOADING && w->rescan) {
@@ -634,7 +635,7 @@ int up_writer_announce(struct up_writer *w, uint64_t size, const char *filename,
 		w->announced = size;
 		set_meta(w, filename, mime_type, purpose);
 		w->state = UP_W_UPLOADING;
-		journal_save(w); /* not closed yet: a restart cancels this session */
+		journal_save(w, true); /* not closed yet: a restart cancels this session */
 	}
 	w->announcing = false;
 	pthread_cond_broadcast(&w->cv);
@@ -754,7 +755,7 @@ int up_writer_finish(struct up_writer *w, const char *filename, const char *mime
 	if (!w->md5_known)
 		hex(w->md_all, w->md5);
 	set_meta(w, filename, mime_type, purpose);
-	journal_save(w); /* closed: from here on a restart can finish it */
+	journal_save(w, true); /* closed: from here on a restart can finish it */
 	uint64_t size = w->size;
 	/* A session that expires meanwhile is replaced, and every part sent again from the
 	 * spool: up to three sessions. */
@@ -799,7 +800,7 @@ int up_writer_finish(struct up_writer *w, const char *filename, const char *mime
 			w->expires_at = up.expires_at;
 			w->announced = size;
 			up_upload_clear(&up);
-			journal_save(w);
+			journal_save(w, true);
 			if (w->state == UP_W_CANCELLED) {
 				/* cancelled (rm) while the upload was being created */
 				w->finishing = false;
