@@ -11,7 +11,40 @@
 #include <string.h>
 #include <unistd.h>
 
-int up_journal_write(const char *path, const struct up_journal_rec *r, bool durable)
+int up_journal_parts_path(const char *path, char *out, size_t len)
+{
+	return snprintf(out, len, "%s.parts", path) >= (int)len ? -ENAMETOOLONG : 0;
+}
+
+void up_journal_remove(const char *path)
+{
+	char log[4400];
+	unlink(path);
+	if (up_journal_parts_path(path, log, sizeof log) == 0)
+		unlink(log);
+}
+
+int up_journal_add_part(const char *path, const char *upload_id, size_t index,
+			const char *part_id)
+{
+	char log[4400], line[2 * UP_ID_MAX + 32];
+	int rc = up_journal_parts_path(path, log, sizeof log);
+	if (rc < 0)
+		return rc;
+	int n = snprintf(line, sizeof line, "%s %zu %s\n", upload_id, index, part_id);
+	if (n < 0 || (size_t)n >= sizeof line)
+		return -EINVAL;
+	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	ssize_t w = write(fd, line, (size_t)n); /* one append: a crash tears at most this line */
+	rc = w == n ? 0 : w < 0 ? -errno : -EIO;
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	return rc;
+}
+
+int up_journal_write(const char *path, const struct up_journal_rec *r)
 {
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "version", json_object_new_int(1));
@@ -31,8 +64,11 @@ int up_journal_write(const char *path, const struct up_journal_rec *r, bool dura
 
 	size_t len = 0;
 	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
-	int rc = up_write_file_atomic(path, s, len, durable);
+	int rc = up_write_file_atomic(path, s, len, true);
 	json_object_put(o);
+	char log[4400];
+	if (rc == 0 && up_journal_parts_path(path, log, sizeof log) == 0)
+		unlink(log); /* the record holds its lines now */
 	return rc;
 }
 
@@ -52,6 +88,33 @@ static bool get_u64(json_object *o, const char *k, uint64_t *out)
 		return false;
 	*out = (uint64_t)json_object_get_int64(v);
 	return true;
+}
+
+/* Applies the parts log: a line is "upload_id index part_id"; one that is torn, of another
+ * session or out of range is skipped. */
+static void apply_parts_log(const char *path, struct up_journal_rec *r)
+{
+	char log[4400], line[2 * UP_ID_MAX + 32];
+	FILE *f = up_journal_parts_path(path, log, sizeof log) == 0 ? fopen(log, "re") : NULL;
+	while (f && fgets(line, sizeof line, f)) {
+		size_t len = strlen(line);
+		if (len == 0 || line[len - 1] != '\n')
+			continue;
+		line[len - 1] = '\0';
+		char *idx = strchr(line, ' '), *id = idx ? strchr(idx + 1, ' ') : NULL, *end;
+		if (!id)
+			continue;
+		*idx++ = '\0';
+		*id++ = '\0';
+		errno = 0;
+		unsigned long long i = strtoull(idx, &end, 10);
+		if (errno || end == idx || *end || idx[0] == '-' || i >= r->nparts ||
+		    strcmp(line, r->upload_id) != 0 || !up_id_valid(id))
+			continue;
+		snprintf(r->part_ids[i], UP_ID_MAX, "%s", id);
+	}
+	if (f)
+		fclose(f);
 }
 
 int up_journal_read(const char *path, struct up_journal_rec *r)
@@ -93,6 +156,8 @@ int up_journal_read(const char *path, struct up_journal_rec *r)
 		else
 			snprintf(r->part_ids[i], UP_ID_MAX, "%s", p);
 	}
+	if (ok && r->upload_id[0])
+		apply_parts_log(path, r);
 	if (ok)
 		rc = 0;
 out:

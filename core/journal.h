@@ -1,8 +1,10 @@
 /* journal: one record per upload in progress — what a restart needs to finish it after a
  * crash: name, size, purpose and mime type, the spool file, the part size, the session id
  * and its expiry, the parts the server acknowledged, and the MD5 once the file is closed.
- * Written with write + rename, and an fsync before the rename when durable; a torn record is
- * detected, never trusted. */
+ * The record is written with write + fsync + rename, when a session starts or the file
+ * closes. Each part acknowledged after that is appended to a log beside it
+ * ("<record>.parts", a line per part, no fsync): a power cut that loses a line sends that
+ * part again, and a torn line is ignored. A torn record is detected, never trusted. */
 #ifndef UP_JOURNAL_H
 #define UP_JOURNAL_H
 
@@ -22,11 +24,17 @@ struct up_journal_rec {
 	char (*part_ids)[UP_ID_MAX]; /* "" where not acknowledged */
 };
 
-/* durable: fsync before the rename. A record that only adds acknowledged parts need not
- * be: if a power cut loses it, the older record re-sends those parts, nothing worse. */
-int up_journal_write(const char *path, const struct up_journal_rec *r, bool durable);
-/* -EBADMSG for a torn or foreign record. */
+/* Replaces the record; its parts log is then empty (the record holds those parts). */
+int up_journal_write(const char *path, const struct up_journal_rec *r);
+/* Appends "part index of upload_id is part_id" to the record's parts log. */
+int up_journal_add_part(const char *path, const char *upload_id, size_t index,
+			const char *part_id);
+/* The record with its parts log applied. -EBADMSG for a torn or foreign record. */
 int up_journal_read(const char *path, struct up_journal_rec *r);
+/* Removes the record and its parts log. */
+void up_journal_remove(const char *path);
+/* The parts log's path for a record path. */
+int up_journal_parts_path(const char *path, char *out, size_t len);
 void up_journal_rec_clear(struct up_journal_rec *r);
 
 #endif

@@ -84,9 +84,10 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-/* Records what a restart needs to finish the upload (lock held). durable: see
- * up_journal_write; a part's acknowledgement alone is not, so no fsync per part. */
-static void journal_save(struct up_writer *w, bool durable)
+/* Records what a restart needs to finish the upload (lock held): the whole record when a
+ * session starts or the file closes; a part acknowledged after that is a line appended to
+ * its log (journal.h), with no fsync under the writer's lock. */
+static void journal_save(struct up_writer *w)
 {
 	if (!w->journal || !w->upload_id[0] || !w->upload_name)
 		return;
@@ -111,14 +112,20 @@ static void journal_save(struct up_writer *w, bool durable)
 	for (size_t i = 0; i < nparts && i < w->nparts; i++)
 		if (w->parts[i].sent)
 			memcpy(r.part_ids[i], w->parts[i].id, UP_ID_MAX);
-	up_journal_write(w->journal, &r, durable);
+	up_journal_write(w->journal, &r);
 	free(r.part_ids);
+}
+
+static void journal_part(struct up_writer *w, size_t index)
+{
+	if (w->journal && w->upload_id[0] && w->upload_name)
+		up_journal_add_part(w->journal, w->upload_id, index, w->parts[index].id);
 }
 
 static void journal_drop(struct up_writer *w)
 {
 	if (w->journal)
-		unlink(w->journal);
+		up_journal_remove(w->journal);
 }
 
 static void set_meta(struct up_writer *w, const char *filename, const char *mime,
@@ -409,7 +416,7 @@ static void part_done(void *ud, int rc, const struct up_part *part, const struct
 		hex(pc->md, p->md5);
 		p->sent = true;
 		w->bytes_sent += p->len;
-		journal_save(w, false);
+		journal_part(w, pc->index);
 	} else if (w->state != UP_W_CANCELLED && session_expired(w, err)) {
 		w->expired = true; /* not an error: finish starts a new session */
 	} else if (w->state == UP_W_UPLOADING && w->rescan) {
@@ -635,7 +642,7 @@ int up_writer_announce(struct up_writer *w, uint64_t size, const char *filename,
 		w->announced = size;
 		set_meta(w, filename, mime_type, purpose);
 		w->state = UP_W_UPLOADING;
-		journal_save(w, true); /* not closed yet: a restart cancels this session */
+		journal_save(w); /* not closed yet: a restart cancels this session */
 	}
 	w->announcing = false;
 	pthread_cond_broadcast(&w->cv);
@@ -755,7 +762,7 @@ int up_writer_finish(struct up_writer *w, const char *filename, const char *mime
 	if (!w->md5_known)
 		hex(w->md_all, w->md5);
 	set_meta(w, filename, mime_type, purpose);
-	journal_save(w, true); /* closed: from here on a restart can finish it */
+	journal_save(w); /* closed: from here on a restart can finish it */
 	uint64_t size = w->size;
 	/* A session that expires meanwhile is replaced, and every part sent again from the
 	 * spool: up to three sessions. */
@@ -800,7 +807,7 @@ int up_writer_finish(struct up_writer *w, const char *filename, const char *mime
 			w->expires_at = up.expires_at;
 			w->announced = size;
 			up_upload_clear(&up);
-			journal_save(w, true);
+			journal_save(w);
 			if (w->state == UP_W_CANCELLED) {
 				/* cancelled (rm) while the upload was being created */
 				w->finishing = false;

@@ -1130,9 +1130,11 @@ static char *recover_one(struct uf_mount *m, const char *record)
 {
 	struct up_journal_rec r;
 	if (up_journal_read(record, &r) < 0) {
-		char aside[4400];
+		char aside[4500];
 		snprintf(aside, sizeof aside, "%s.corrupt", record);
 		rename(record, aside);
+		if (up_journal_parts_path(record, aside, sizeof aside) == 0)
+			unlink(aside); /* its lines name parts of a session no record describes */
 		uf_log(m, UF_WARN, "damaged journal record %s set aside", record);
 		return NULL;
 	}
@@ -1150,7 +1152,7 @@ static char *recover_one(struct uf_mount *m, const char *record)
 		       "upload %s is cancelled",
 		       r.filename, r.upload_id[0] ? r.upload_id : "");
 		unlink(r.spool);
-		unlink(record);
+		up_journal_remove(record);
 		up_journal_rec_clear(&r);
 		return NULL;
 	}
@@ -1201,9 +1203,19 @@ void uf_recover(struct uf_mount *m)
 	struct dirent *de;
 	while (d && (de = readdir(d))) {
 		size_t len = strlen(de->d_name);
+		char record[4400];
+		if (len > 11 && strcmp(de->d_name + len - 11, ".json.parts") == 0) {
+			/* a parts log whose record is gone (removed between the two unlinks) */
+			snprintf(record, sizeof record, "%s/%.*s", m->journal_dir, (int)(len - 6),
+				 de->d_name);
+			char log[4500];
+			snprintf(log, sizeof log, "%s/%s", m->journal_dir, de->d_name);
+			if (access(record, F_OK) < 0 && errno == ENOENT)
+				unlink(log);
+			continue;
+		}
 		if (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
 			continue;
-		char record[4300];
 		snprintf(record, sizeof record, "%s/%s", m->journal_dir, de->d_name);
 		char *spool = recover_one(m, record);
 		char **nk = spool ? realloc(kept, (nkept + 1) * sizeof *kept) : NULL;

@@ -1,13 +1,18 @@
-/* The pieces under the public API: the retry policy, error envelopes, and parsing of
- * answers a server should never send. */
+/* The pieces under the public API: the retry policy, error envelopes, parsing of answers a
+ * server should never send, and the crash journal. */
 #include "api.h"
 #include "check.h"
 #include "errors.h"
+#include "journal.h"
 #include "retry.h"
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 CASE(which_failures_are_retried)
 {
@@ -120,6 +125,61 @@ CASE(malformed_answers_are_eproto_never_a_crash)
 	CHECK(up_id_valid("file-abc_DEF-123") && !up_id_valid("a.b") && !up_id_valid(""));
 }
 
+static void append(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_APPEND);
+	if (fd >= 0) {
+		ssize_t n = write(fd, text, strlen(text));
+		(void)n;
+		close(fd);
+	}
+}
+
+CASE(journal_parts_log_adds_parts_and_skips_torn_or_foreign_lines)
+{
+	char dir[] = "/tmp/uploadfs-journal-XXXXXX", path[128], log[160];
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof path, "%s/rec.json", dir);
+	CHECK(up_journal_parts_path(path, log, sizeof log) == 0);
+	char ids[4][UP_ID_MAX] = {"part_a", "", "", ""};
+	struct up_journal_rec w = {.filename = "f", .mime_type = "m", .purpose = "batch",
+				   .spool = "/s", .size = 40, .part_size = 10,
+				   .upload_id = "upload_1", .md5 = "0123456789abcdef0123456789abcdef",
+				   .nparts = 4, .part_ids = ids};
+	CHECK(up_journal_write(path, &w) == 0);
+	CHECK(access(log, F_OK) < 0); /* no log until a part is added */
+
+	CHECK(up_journal_add_part(path, "upload_1", 2, "part_c") == 0);
+	CHECK(up_journal_add_part(path, "upload_0", 1, "part_old") == 0); /* another session */
+	CHECK(up_journal_add_part(path, "upload_1", 9, "part_far") == 0); /* out of range */
+	append(log, "upload_1 x part_x\nupload_1 -1 part_neg\nupload_1 1 ../etc\n");
+	append(log, "upload_1 3 part_d"); /* torn: no newline */
+	struct up_journal_rec r;
+	CHECK(up_journal_read(path, &r) == 0);
+	CHECK(r.nparts == 4);
+	if (r.nparts == 4) {
+		CHECK(strcmp(r.part_ids[0], "part_a") == 0);
+		CHECK(r.part_ids[1][0] == '\0');
+		CHECK(strcmp(r.part_ids[2], "part_c") == 0);
+		CHECK(r.part_ids[3][0] == '\0');
+	}
+	up_journal_rec_clear(&r);
+
+	/* a new record holds everything: its log starts empty */
+	snprintf(ids[2], UP_ID_MAX, "part_c");
+	CHECK(up_journal_write(path, &w) == 0);
+	CHECK(access(log, F_OK) < 0);
+	CHECK(up_journal_add_part(path, "upload_1", 3, "part_d") == 0);
+	CHECK(up_journal_read(path, &r) == 0);
+	CHECK(r.nparts == 4 && strcmp(r.part_ids[3], "part_d") == 0);
+	up_journal_rec_clear(&r);
+
+	up_journal_remove(path);
+	CHECK(access(path, F_OK) < 0 && access(log, F_OK) < 0);
+	CHECK(rmdir(dir) == 0);
+}
+
 CHECK_MAIN(T(which_failures_are_retried), T(backoff_is_full_jitter_under_a_cap),
 	   T(retry_after_headers), T(error_envelopes_and_other_bodies),
-	   T(malformed_answers_are_eproto_never_a_crash))
+	   T(malformed_answers_are_eproto_never_a_crash),
+	   T(journal_parts_log_adds_parts_and_skips_torn_or_foreign_lines))
