@@ -11,17 +11,36 @@
 #include <string.h>
 #include <unistd.h>
 
+#define PARTS_SUFFIX ".parts"
+
 int up_journal_parts_path(const char *path, char *out, size_t len)
 {
-	return snprintf(out, len, "%s.parts", path) >= (int)len ? -ENAMETOOLONG : 0;
+	return snprintf(out, len, "%s" PARTS_SUFFIX, path) >= (int)len ? -ENAMETOOLONG : 0;
 }
 
 void up_journal_remove(const char *path)
 {
 	char log[4400];
-	unlink(path);
+	/* the log first: a crash in between leaves a record without its log (those parts
+	 * are sent again), never a log without its record */
 	if (up_journal_parts_path(path, log, sizeof log) == 0)
 		unlink(log);
+	unlink(path);
+}
+
+bool up_journal_sweep_log(const char *path)
+{
+	size_t len = strlen(path), n = strlen(PARTS_SUFFIX);
+	if (len <= n || strcmp(path + len - n, PARTS_SUFFIX) != 0)
+		return false;
+	char record[4400];
+	if (len - n < sizeof record) {
+		memcpy(record, path, len - n);
+		record[len - n] = '\0';
+		if (access(record, F_OK) < 0 && errno == ENOENT)
+			unlink(path);
+	}
+	return true;
 }
 
 int up_journal_add_part(const char *path, const char *upload_id, size_t index,

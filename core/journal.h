@@ -33,6 +33,9 @@ int up_journal_add_part(const char *path, const char *upload_id, size_t index,
 int up_journal_read(const char *path, struct up_journal_rec *r);
 /* Removes the record and its parts log. */
 void up_journal_remove(const char *path);
+/* For a directory scan: true if path is a parts log, which is then removed if its record
+ * is gone (set aside as damaged, or a crash between the two unlinks). */
+bool up_journal_sweep_log(const char *path);
 /* The parts log's path for a record path. */
 int up_journal_parts_path(const char *path, char *out, size_t len);
 void up_journal_rec_clear(struct up_journal_rec *r);

@@ -87,9 +87,15 @@ static char *dup_or_null(const char *s)
 /* Records what a restart needs to finish the upload (lock held): the whole record when a
  * session starts or the file closes; a part acknowledged after that is a line appended to
  * its log (journal.h), with no fsync under the writer's lock. */
+/* A record exists from the session's start, once the file has a name. */
+static bool journaled(const struct up_writer *w)
+{
+	return w->journal && w->upload_id[0] && w->upload_name;
+}
+
 static void journal_save(struct up_writer *w)
 {
-	if (!w->journal || !w->upload_id[0] || !w->upload_name)
+	if (!journaled(w))
 		return;
 	uint64_t ps = w->cfg.part_size;
 	size_t nparts = (size_t)((w->size + ps - 1) / ps);
@@ -118,7 +124,7 @@ static void journal_save(struct up_writer *w)
 
 static void journal_part(struct up_writer *w, size_t index)
 {
-	if (w->journal && w->upload_id[0] && w->upload_name)
+	if (journaled(w))
 		up_journal_add_part(w->journal, w->upload_id, index, w->parts[index].id);
 }
 

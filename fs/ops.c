@@ -1133,8 +1133,7 @@ static char *recover_one(struct uf_mount *m, const char *record)
 		char aside[4500];
 		snprintf(aside, sizeof aside, "%s.corrupt", record);
 		rename(record, aside);
-		if (up_journal_parts_path(record, aside, sizeof aside) == 0)
-			unlink(aside); /* its lines name parts of a session no record describes */
+		up_journal_remove(record); /* its parts log names a session no record describes */
 		uf_log(m, UF_WARN, "damaged journal record %s set aside", record);
 		return NULL;
 	}
@@ -1204,19 +1203,10 @@ void uf_recover(struct uf_mount *m)
 	while (d && (de = readdir(d))) {
 		size_t len = strlen(de->d_name);
 		char record[4400];
-		if (len > 11 && strcmp(de->d_name + len - 11, ".json.parts") == 0) {
-			/* a parts log whose record is gone (removed between the two unlinks) */
-			snprintf(record, sizeof record, "%s/%.*s", m->journal_dir, (int)(len - 6),
-				 de->d_name);
-			char log[4500];
-			snprintf(log, sizeof log, "%s/%s", m->journal_dir, de->d_name);
-			if (access(record, F_OK) < 0 && errno == ENOENT)
-				unlink(log);
-			continue;
-		}
-		if (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
-			continue;
 		snprintf(record, sizeof record, "%s/%s", m->journal_dir, de->d_name);
+		if (up_journal_sweep_log(record) || len < 6 ||
+		    strcmp(de->d_name + len - 5, ".json") != 0)
+			continue;
 		char *spool = recover_one(m, record);
 		char **nk = spool ? realloc(kept, (nkept + 1) * sizeof *kept) : NULL;
 		if (nk) {

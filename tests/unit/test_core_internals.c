@@ -174,6 +174,16 @@ CASE(journal_parts_log_adds_parts_and_skips_torn_or_foreign_lines)
 	CHECK(r.nparts == 4 && strcmp(r.part_ids[3], "part_d") == 0);
 	up_journal_rec_clear(&r);
 
+	/* a log is kept while its record is there, and swept once it is gone */
+	CHECK(!up_journal_sweep_log(path));
+	CHECK(up_journal_sweep_log(log) && access(log, F_OK) == 0);
+	char aside[160];
+	snprintf(aside, sizeof aside, "%s/aside", dir);
+	CHECK(rename(path, aside) == 0);
+	CHECK(up_journal_sweep_log(log) && access(log, F_OK) < 0);
+	CHECK(rename(aside, path) == 0);
+
+	CHECK(up_journal_add_part(path, "upload_1", 3, "part_d") == 0);
 	up_journal_remove(path);
 	CHECK(access(path, F_OK) < 0 && access(log, F_OK) < 0);
 	CHECK(rmdir(dir) == 0);
