@@ -918,18 +918,25 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct uf_node *n = h->n;
 	if (h->cache_fd >= 0)
 		close(h->cache_fd);
+	/* The check and the unpin are one hold of the lock. A rename (rsync's, of a closed
+	 * temporary) that comes between them would see this handle still pinning the file and
+	 * leave the upload to this release, which had already judged the old name: the file
+	 * would stay pending. Now a rename sees either this handle, and this release uploads
+	 * under the new name, or no handle, and the rename uploads. */
 	pthread_mutex_lock(&m->tree.mu);
 	bool go = h->write && due(n) && n->status == UF_PENDING;
+	if (!go)
+		unpin(m, n);
 	pthread_mutex_unlock(&m->tree.mu);
 	if (go) {
 		if (m->cfg.async_close)
 			finish_async(m, n);
 		else
 			finish(m, n);
+		pthread_mutex_lock(&m->tree.mu);
+		unpin(m, n);
+		pthread_mutex_unlock(&m->tree.mu);
 	}
-	pthread_mutex_lock(&m->tree.mu);
-	unpin(m, n);
-	pthread_mutex_unlock(&m->tree.mu);
 	free(h);
 	fuse_reply_err(req, 0);
 }

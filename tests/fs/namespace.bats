@@ -126,6 +126,32 @@ api_put() {
 	[ -d "$MNT/keep" ]
 }
 
+@test "a temporary renamed just after its close goes up, whichever of rename and release the mount sees first" {
+	# rsync's close returns before the kernel's release of the file reaches the mount, so
+	# its rename can come first or land in the middle of that release
+	mount_fs
+	python3 - "$MNT" <<'PY'
+import os, sys
+d = sys.argv[1]
+for i in range(150):
+    tmp = os.path.join(d, ".t%d.bin.Ab12Cd" % i)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, b"%d\n" % i)
+    os.close(fd)
+    os.rename(tmp, os.path.join(d, "t%d.bin" % i))
+PY
+	# a rename that came first leaves the upload to that release: wait for it, then none
+	# may be left pending
+	for t in $(seq 100); do
+		[ "$(remote_count)" = 150 ] && break
+		sleep 0.1
+	done
+	for i in $(seq 0 149); do
+		[ "$(xattr "$MNT/t$i.bin" user.upload.status)" = completed ] || { echo "t$i.bin" >&2; false; }
+	done
+	[ "$(remote_count)" = 150 ]
+}
+
 @test "rsync -a: final names only, each byte once, and a second run uploads nothing" {
 	mkdir -p "$BATS_TEST_TMPDIR/src/sub"
 	for i in 1 2 3; do head -c $((100000 * i)) /dev/urandom >"$BATS_TEST_TMPDIR/src/f$i.bin"; done
