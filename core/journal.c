@@ -76,6 +76,8 @@ int up_journal_write(const char *path, const struct up_journal_rec *r)
 	json_object_object_add(o, "upload_id", json_object_new_string(r->upload_id));
 	json_object_object_add(o, "expires_at", json_object_new_int64(r->expires_at));
 	json_object_object_add(o, "md5", json_object_new_string(r->md5));
+	if (r->replaces[0])
+		json_object_object_add(o, "replaces", json_object_new_string(r->replaces));
 	json_object *parts = json_object_new_array_ext((int)r->nparts);
 	for (size_t i = 0; i < r->nparts; i++)
 		json_object_array_add(parts, json_object_new_string(r->part_ids[i]));
@@ -149,15 +151,18 @@ int up_journal_read(const char *path, struct up_journal_rec *r)
 	r->purpose = dup_str(o, "purpose");
 	r->spool = dup_str(o, "spool");
 	char *id = dup_str(o, "upload_id"), *md5 = dup_str(o, "md5");
+	char *old = dup_str(o, "replaces"); /* optional: absent in records of older versions */
 	bool ok = r->filename && r->mime_type && r->purpose && r->spool && id && md5 &&
 		  get_u64(o, "size", &r->size) && get_u64(o, "part_size", &r->part_size) &&
 		  r->part_size > 0 && get_u64(o, "expires_at", &exp) &&
 		  (!id[0] || up_id_valid(id)) && (strlen(md5) == 0 || strlen(md5) == 32) &&
+		  (!old || !old[0] || up_id_valid(old)) &&
 		  json_object_object_get_ex(o, "parts", &parts) &&
 		  json_object_is_type(parts, json_type_array);
 	if (ok) {
 		snprintf(r->upload_id, sizeof r->upload_id, "%s", id);
 		snprintf(r->md5, sizeof r->md5, "%s", md5);
+		snprintf(r->replaces, sizeof r->replaces, "%s", old ? old : "");
 		r->expires_at = (int64_t)exp;
 		r->nparts = json_object_array_length(parts);
 		/* the record must describe exactly the parts of its size */
@@ -165,6 +170,7 @@ int up_journal_read(const char *path, struct up_journal_rec *r)
 	}
 	free(id);
 	free(md5);
+	free(old);
 	if (ok && !(r->part_ids = calloc(r->nparts ? r->nparts : 1, sizeof *r->part_ids)))
 		ok = false;
 	for (size_t i = 0; ok && i < r->nparts; i++) {

@@ -4,7 +4,9 @@
  * The record is written with write + fsync + rename, when a session starts or the file
  * closes. Each part acknowledged after that is appended to a log beside it
  * ("<record>.parts", a line per part, no fsync): a power cut that loses a line sends that
- * part again, and a torn line is ignored. A torn record is detected, never trusted. */
+ * part again, and a torn line is ignored. A torn record is detected, never trusted.
+ * A closed file has a record from its close on, with or without a session: a restart
+ * finishes it (creating the session if there was none). */
 #ifndef UP_JOURNAL_H
 #define UP_JOURNAL_H
 
@@ -20,6 +22,7 @@ struct up_journal_rec {
 	char upload_id[UP_ID_MAX]; /* "" before the session exists */
 	int64_t expires_at;
 	char md5[33]; /* "" until the file was closed */
+	char replaces[UP_ID_MAX]; /* the remote file this one replaces once complete, or "" */
 	size_t nparts;
 	char (*part_ids)[UP_ID_MAX]; /* "" where not acknowledged */
 };

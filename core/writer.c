@@ -2,12 +2,15 @@
 
 #include "client.h"
 #include "errors.h"
+#include "hasher.h"
+#include "session.h"
 #include "journal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +20,6 @@
 
 #define HASH_BUF (1u << 20)
 #define HASH_INLINE (1u << 20) /* files up to this size hash on the write path */
-#define HQ_MAX (1u << 20)      /* the hasher's ring: bytes waiting for the file's MD5 */
 
 struct wpart {
 	char id[UP_ID_MAX];
@@ -28,6 +30,7 @@ struct wpart {
 };
 
 struct up_writer {
+	atomic_uint refs; /* the owner's and each operation's in progress; the last frees */
 	struct up_writer_config cfg;
 	char *spool;
 	int fd;
@@ -37,13 +40,13 @@ struct up_writer {
 	uint64_t size;	     /* logical size */
 	uint64_t hashed;     /* the contiguous prefix hashed so far */
 	bool rescan;	     /* bytes behind `hashed` changed: hash the spool again at finish */
-	EVP_MD_CTX *md_all;  /* the file's MD5, as the bytes pass in order */
+	struct up_hasher *md_all; /* the file's MD5, as the bytes pass in order */
 	struct wpart *parts; /* sealed parts, in file order */
 	size_t nparts, cap;
 	unsigned inflight;
 
-	enum up_writer_state state;
-	bool finishing;
+	enum up_sstate st; /* changed by step() only: the table in core/session.c */
+	bool finishing;	   /* finish (or the seal) is running: no byte may change */
 	char upload_id[UP_ID_MAX];
 	int64_t expires_at; /* of the upload session (server time) */
 	bool expired;	    /* the session expired: finish makes a new one */
@@ -56,19 +59,10 @@ struct up_writer {
 	char file_id[UP_ID_MAX];
 	char md5[33];
 	bool md5_known; /* restored from a journal: the spool is not hashed again */
+	char replaces[UP_ID_MAX]; /* the remote file to delete once this one completes */
 	bool keep;
 	char *journal;		/* the record's path, or NULL */
 	char *jmime, *jpurpose; /* for the record */
-
-	/* Past HASH_INLINE the file's MD5 runs on a thread of its own: write() hands it a copy
-	 * of the bytes and returns, so hashing overlaps the writer's next write. md_all is the
-	 * hasher's while it runs; everyone else stops it first (hasher_stop). */
-	pthread_mutex_t hq_mu;
-	pthread_cond_t hq_cv;
-	char *hq_buf;		/* a ring of HQ_MAX bytes: [hq_head, hq_head + hq_bytes) waits */
-	size_t hq_head, hq_bytes;
-	bool hq_stop, hq_running;
-	pthread_t hq_thr;
 };
 
 static void latch(struct up_writer *w, int err, const char *msg)
@@ -87,10 +81,11 @@ static char *dup_or_null(const char *s)
 /* Records what a restart needs to finish the upload (lock held): the whole record when a
  * session starts or the file closes; a part acknowledged after that is a line appended to
  * its log (journal.h), with no fsync under the writer's lock. */
-/* A record exists from the session's start, once the file has a name. */
+/* A record exists from the session's start, once the file has a name, and from the close
+ * on whether or not a session exists yet (-o async, a Files-only server). */
 static bool journaled(const struct up_writer *w)
 {
-	return w->journal && w->upload_id[0] && w->upload_name;
+	return w->journal && w->upload_name && (w->upload_id[0] || !up_session_writable(w->st));
 }
 
 static void journal_save(struct up_writer *w)
@@ -110,7 +105,8 @@ static void journal_save(struct up_writer *w)
 	    .nparts = nparts,
 	};
 	memcpy(r.upload_id, w->upload_id, UP_ID_MAX);
-	if (w->finishing || w->md5_known)
+	memcpy(r.replaces, w->replaces, UP_ID_MAX);
+	if (!up_session_writable(w->st))
 		memcpy(r.md5, w->md5, sizeof r.md5);
 	r.part_ids = calloc(nparts ? nparts : 1, sizeof *r.part_ids);
 	if (!r.part_ids)
@@ -134,6 +130,36 @@ static void journal_drop(struct up_writer *w)
 		up_journal_remove(w->journal);
 }
 
+/* Moves the upload through the table of core/session.c (lock held): the new state, the
+ * record written or removed as the transition says, and the session it drops copied into
+ * drop (cancelled by the caller once the lock is released; may be NULL only where the
+ * table cancels nothing). A step the table does not have is a bug: it is latched as an
+ * error, never silently taken. */
+static int step(struct up_writer *w, enum up_sevent ev, char drop[UP_ID_MAX])
+{
+	struct up_transition t;
+	if (drop)
+		drop[0] = '\0';
+	if (up_session_step(w->st, ev, &t) < 0) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "internal error: no transition from %s on %s",
+			 up_session_state_name(w->st), up_session_event_name(ev));
+		if (!w->err) {
+			w->err = -EIO;
+			snprintf(w->errmsg, sizeof w->errmsg, "%s", msg);
+		}
+		return -EINVAL;
+	}
+	if (t.cancel_session && drop)
+		memcpy(drop, w->upload_id, UP_ID_MAX);
+	w->st = t.to;
+	if (t.record == UP_REC_OPEN || t.record == UP_REC_CLOSED)
+		journal_save(w);
+	else if (t.record == UP_REC_DROP)
+		journal_drop(w);
+	return 0;
+}
+
 static void set_meta(struct up_writer *w, const char *filename, const char *mime,
 		     const char *purpose)
 {
@@ -147,92 +173,11 @@ static void set_meta(struct up_writer *w, const char *filename, const char *mime
 	w->jpurpose = dup_or_null(purpose);
 }
 
-static void *hasher_main(void *arg)
-{
-	struct up_writer *w = arg;
-	pthread_mutex_lock(&w->hq_mu);
-	for (;;) {
-		while (!w->hq_bytes && !w->hq_stop)
-			pthread_cond_wait(&w->hq_cv, &w->hq_mu);
-		if (!w->hq_bytes)
-			break; /* stopped, and nothing left */
-		size_t pos = w->hq_head;
-		size_t n = w->hq_bytes < HQ_MAX - pos ? w->hq_bytes : HQ_MAX - pos;
-		pthread_mutex_unlock(&w->hq_mu);
-		/* the writer only fills the ring past hq_head + hq_bytes: these bytes stay */
-		EVP_DigestUpdate(w->md_all, w->hq_buf + pos, n);
-		pthread_mutex_lock(&w->hq_mu);
-		w->hq_head = (pos + n) % HQ_MAX;
-		w->hq_bytes -= n;
-		pthread_cond_broadcast(&w->hq_cv);
-	}
-	pthread_mutex_unlock(&w->hq_mu);
-	return NULL;
-}
-
-/* Waits until the hasher has taken in every byte handed to it, and ends it: md_all is the
- * caller's again. */
-static void hasher_stop(struct up_writer *w)
-{
-	if (!w->hq_running)
-		return;
-	pthread_mutex_lock(&w->hq_mu);
-	w->hq_stop = true;
-	pthread_cond_broadcast(&w->hq_cv);
-	pthread_mutex_unlock(&w->hq_mu);
-	pthread_join(w->hq_thr, NULL);
-	free(w->hq_buf);
-	w->hq_buf = NULL;
-	w->hq_head = 0;
-	w->hq_running = false;
-	w->hq_stop = false;
-}
-
-static void hasher_start(struct up_writer *w)
-{
-	if (!(w->hq_buf = malloc(HQ_MAX)))
-		return;
-	w->hq_running = pthread_create(&w->hq_thr, NULL, hasher_main, w) == 0;
-	if (!w->hq_running) {
-		free(w->hq_buf);
-		w->hq_buf = NULL;
-	}
-}
-
 /* The file's MD5 over the next bytes, in order: inline for small files and while
- * finishing, else by the hasher thread from a copy in its ring (lock held). */
+ * finishing, else on the hasher's thread (lock held). */
 static void md_update(struct up_writer *w, const char *buf, size_t n)
 {
-	if (!w->finishing && !w->hq_running && w->hashed + n > HASH_INLINE)
-		hasher_start(w);
-	if (w->finishing || !w->hq_running) {
-		EVP_DigestUpdate(w->md_all, buf, n);
-		return;
-	}
-	while (n) {
-		pthread_mutex_lock(&w->hq_mu);
-		while (w->hq_bytes == HQ_MAX) /* back-pressure */
-			pthread_cond_wait(&w->hq_cv, &w->hq_mu);
-		size_t tail = (w->hq_head + w->hq_bytes) % HQ_MAX;
-		size_t room = HQ_MAX - w->hq_bytes;
-		size_t k = n < room ? n : room;
-		if (k > HQ_MAX - tail)
-			k = HQ_MAX - tail;
-		pthread_mutex_unlock(&w->hq_mu);
-		memcpy(w->hq_buf + tail, buf, k); /* past what the hasher may read */
-		pthread_mutex_lock(&w->hq_mu);
-		w->hq_bytes += k;
-		pthread_cond_broadcast(&w->hq_cv);
-		pthread_mutex_unlock(&w->hq_mu);
-		buf += k;
-		n -= k;
-	}
-}
-
-static void md_reset(struct up_writer *w)
-{
-	hasher_stop(w);
-	EVP_DigestInit_ex(w->md_all, EVP_md5(), NULL);
+	up_hasher_update(w->md_all, buf, n, !w->finishing && w->hashed + n > HASH_INLINE);
 }
 
 static void hex(EVP_MD_CTX *md, char out[33])
@@ -252,17 +197,15 @@ static int writer_open(const struct up_writer_config *cfg, const char *path, int
 	struct up_writer *w = calloc(1, sizeof *w);
 	if (!w)
 		return -ENOMEM;
+	atomic_init(&w->refs, 1);
 	w->cfg = *cfg;
 	w->fd = -1;
 	w->keep = true; /* until the file is ours */
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
-	pthread_mutex_init(&w->hq_mu, NULL);
-	pthread_cond_init(&w->hq_cv, NULL);
-	w->md_all = EVP_MD_CTX_new();
 	w->spool = strdup(path);
 	w->journal = dup_or_null(cfg->journal_path);
-	int rc = (w->md_all && w->spool) ? 0 : -ENOMEM;
+	int rc = w->spool && up_hasher_new(&w->md_all) == 0 ? 0 : -ENOMEM;
 	if (rc == 0 && (w->fd = open(w->spool, O_RDWR | O_CLOEXEC | flags, 0600)) < 0)
 		rc = -errno;
 	if (rc < 0) {
@@ -270,7 +213,6 @@ static int writer_open(const struct up_writer_config *cfg, const char *path, int
 		return rc;
 	}
 	w->keep = false;
-	md_reset(w);
 	*out = w;
 	return 0;
 }
@@ -280,19 +222,21 @@ int up_writer_new(const struct up_writer_config *cfg, struct up_writer **out)
 	return writer_open(cfg, cfg->spool_path, O_CREAT | O_EXCL, out);
 }
 
+void up_writer_ref(struct up_writer *w)
+{
+	atomic_fetch_add(&w->refs, 1);
+}
+
 void up_writer_free(struct up_writer *w)
 {
-	if (!w)
+	if (!w || atomic_fetch_sub(&w->refs, 1) != 1)
 		return;
 	up_writer_sync(w);
-	hasher_stop(w);
-	pthread_mutex_destroy(&w->hq_mu);
-	pthread_cond_destroy(&w->hq_cv);
+	up_hasher_free(w->md_all);
 	if (w->fd >= 0)
 		close(w->fd);
 	if (w->spool && !w->keep)
 		unlink(w->spool);
-	EVP_MD_CTX_free(w->md_all);
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
 	free(w->parts);
@@ -411,10 +355,24 @@ static bool session_expired(const struct up_writer *w, const struct up_error *er
 	       (w->expires_at && (int64_t)time(NULL) >= w->expires_at);
 }
 
+static void cancel_remote(struct up_writer *w, const char *upload_id);
+
+/* An error is latched and no finish is running (lock held): the upload can no longer
+ * complete, so its session is dropped now rather than left holding the server's disk until
+ * it expires, and its record goes (nothing closed is lost: the file was not). Copies the
+ * session to cancel, once the lock is released, into id; "" if none. */
+static void abandon_locked(struct up_writer *w, char id[UP_ID_MAX])
+{
+	id[0] = '\0';
+	if (!w->finishing && w->err && up_session_writable(w->st))
+		step(w, UP_EV_FAILED, id);
+}
+
 static void part_done(void *ud, int rc, const struct up_part *part, const struct up_error *err)
 {
 	struct part_ctx *pc = ud;
 	struct up_writer *w = pc->w;
+	char drop[UP_ID_MAX] = "";
 	pthread_mutex_lock(&w->mu);
 	struct wpart *p = &w->parts[pc->index];
 	if (rc == 0) {
@@ -423,22 +381,25 @@ static void part_done(void *ud, int rc, const struct up_part *part, const struct
 		p->sent = true;
 		w->bytes_sent += p->len;
 		journal_part(w, pc->index);
-	} else if (w->state != UP_W_CANCELLED && session_expired(w, err)) {
+	} else if (w->st != UP_S_CANCELLED && session_expired(w, err)) {
 		w->expired = true; /* not an error: finish starts a new session */
-	} else if (w->state == UP_W_UPLOADING && w->rescan) {
+	} else if (w->st == UP_S_EARLY && w->rescan) {
 		/* bytes under this session changed (a truncate, an overwrite), maybe under this
 		 * very part: finish cancels the session and sends the file again, so a part that
 		 * failed meanwhile costs nothing */
-	} else if (w->state != UP_W_CANCELLED) {
+	} else if (w->st != UP_S_CANCELLED) {
 		char msg[512];
 		snprintf(msg, sizeof msg, "part %zu: %.480s", pc->index + 1, err->message);
 		latch(w, rc, msg);
+		abandon_locked(w, drop);
 	}
 	w->inflight--;
 	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 	EVP_MD_CTX_free(pc->md);
 	free(pc);
+	if (drop[0])
+		cancel_remote(w, drop);
 }
 
 /* Hands every sealed, unqueued part to the pipeline. Called without the lock held: the
@@ -451,7 +412,7 @@ static int send_sealed(struct up_writer *w)
 		while (i < w->nparts && w->parts[i].queued)
 			i++;
 		/* past the announced size the session cannot complete: finish redoes it */
-		if (i == w->nparts || w->state != UP_W_UPLOADING || w->err || w->expired ||
+		if (i == w->nparts || !up_session_has_session(w->st) || w->err || w->expired ||
 		    w->size > w->announced) {
 			int rc = w->err;
 			pthread_mutex_unlock(&w->mu);
@@ -515,7 +476,7 @@ static int pwrite_all(int fd, const char *buf, size_t len, uint64_t off)
 int up_writer_write(struct up_writer *w, const void *buf, size_t len, uint64_t off)
 {
 	pthread_mutex_lock(&w->mu);
-	if (w->state == UP_W_CANCELLED) {
+	if (w->st == UP_S_CANCELLED) {
 		/* like writes to an unlinked file: they succeed, and go nowhere */
 		int rc = pwrite_all(w->fd, buf, len, off);
 		if (rc == 0 && off + len > w->size)
@@ -524,7 +485,7 @@ int up_writer_write(struct up_writer *w, const void *buf, size_t len, uint64_t o
 		return rc;
 	}
 	int rc = w->err;
-	if (rc == 0 && (w->finishing || w->state == UP_W_COMPLETED))
+	if (rc == 0 && (w->finishing || !up_session_writable(w->st)))
 		rc = -EPERM;
 	if (rc == 0 && off + len > w->cfg.max_size) {
 		char msg[128];
@@ -548,8 +509,8 @@ int up_writer_write(struct up_writer *w, const void *buf, size_t len, uint64_t o
 		latch(w, rc, msg);
 		/* a file that cannot be complete will never be sent: give its space back so
 		 * the other files of the mount can go on (cache_dir full) */
-		if (rc == -ENOSPC && ftruncate(w->fd, 0) == 0)
-			w->state = w->state == UP_W_PENDING ? UP_W_FAILED : w->state;
+		if (rc == -ENOSPC)
+			(void)!ftruncate(w->fd, 0);
 	}
 	if (rc == 0) {
 		if (off + len > w->size)
@@ -559,8 +520,13 @@ int up_writer_write(struct up_writer *w, const void *buf, size_t len, uint64_t o
 		else if (off == w->hashed && !w->rescan)
 			rc = hash_on(w, buf, len);
 	}
-	bool send = rc == 0 && w->state == UP_W_UPLOADING && !w->rescan;
+	bool send = rc == 0 && w->st == UP_S_EARLY && !w->rescan;
+	char drop[UP_ID_MAX] = "";
+	if (rc < 0 && rc != -EPERM)
+		abandon_locked(w, drop);
 	pthread_mutex_unlock(&w->mu);
+	if (drop[0])
+		cancel_remote(w, drop);
 	if (send)
 		rc = send_sealed(w);
 	return rc;
@@ -590,19 +556,19 @@ int up_writer_truncate(struct up_writer *w, uint64_t size)
 {
 	pthread_mutex_lock(&w->mu);
 	int rc = w->err;
-	if (rc == 0 && (w->finishing || w->state == UP_W_COMPLETED))
+	if (rc == 0 && (w->finishing || !up_session_writable(w->st)))
 		rc = -EPERM;
 	if (rc == 0 && size > w->cfg.max_size)
 		rc = -EFBIG;
 	if (rc == 0 && ftruncate(w->fd, (off_t)size) < 0)
 		rc = -errno;
 	if (rc == 0) {
-		if (size == 0 && w->state == UP_W_PENDING) {
+		if (size == 0 && w->st == UP_S_OPEN) {
 			/* O_TRUNC of a file still local: start over */
 			w->hashed = 0;
 			w->nparts = 0;
 			w->rescan = false;
-			md_reset(w);
+			up_hasher_reset(w->md_all);
 		} else if (size < w->hashed) {
 			w->rescan = true;
 		}
@@ -628,7 +594,7 @@ int up_writer_announce(struct up_writer *w, uint64_t size, const char *filename,
 	if (up_client_files_only(w->cfg.client))
 		return 0; /* no sessions on this server: the file goes up whole at finish */
 	pthread_mutex_lock(&w->mu);
-	bool fresh = w->state == UP_W_PENDING && !w->err && !w->finishing && !w->announcing;
+	bool fresh = w->st == UP_S_OPEN && !w->err && !w->finishing && !w->announcing;
 	w->announcing = fresh;
 	pthread_mutex_unlock(&w->mu);
 	if (!fresh)
@@ -641,14 +607,13 @@ int up_writer_announce(struct up_writer *w, uint64_t size, const char *filename,
 	pthread_mutex_lock(&w->mu);
 	/* a cancel, an error or more bytes than announced may have come first: then the
 	 * session is of no use. A finish waiting for it decides for itself. */
-	bool use = rc == 0 && w->state == UP_W_PENDING && !w->err && w->size <= size;
+	bool use = rc == 0 && w->st == UP_S_OPEN && !w->err && w->size <= size;
 	if (use) {
 		memcpy(w->upload_id, up.id, UP_ID_MAX);
 		w->expires_at = up.expires_at;
 		w->announced = size;
 		set_meta(w, filename, mime_type, purpose);
-		w->state = UP_W_UPLOADING;
-		journal_save(w); /* not closed yet: a restart cancels this session */
+		step(w, UP_EV_ANNOUNCED, NULL); /* not closed yet: a restart cancels it */
 	}
 	w->announcing = false;
 	pthread_cond_broadcast(&w->cv);
@@ -682,21 +647,32 @@ int up_writer_sync(struct up_writer *w)
 static void restart_locked(struct up_writer *w)
 {
 	char id[UP_ID_MAX];
-	memcpy(id, w->upload_id, UP_ID_MAX);
-	w->upload_id[0] = '\0';
-	w->state = UP_W_PENDING;
 	w->bytes_sent = 0;
 	for (size_t i = 0; i < w->nparts; i++)
 		w->parts[i].queued = w->parts[i].sent = false;
+	w->expired = false;
+	memcpy(id, w->upload_id, UP_ID_MAX); /* the table's cancel, done here */
+	w->upload_id[0] = '\0';
+	step(w, UP_EV_VOIDED, NULL); /* EARLY -> OPEN, SENDING -> SEALED (record rewritten) */
 	pthread_mutex_unlock(&w->mu);
-	cancel_remote(w, id);
+	if (id[0])
+		cancel_remote(w, id);
 	pthread_mutex_lock(&w->mu);
 }
 
+/* The upload failed for good (lock held, finishing): latched, its session dropped and its
+ * record removed as the table says; the lock is released around the cancel. */
 static int fail_locked(struct up_writer *w, int rc, const char *msg)
 {
 	latch(w, rc, msg);
-	w->state = UP_W_FAILED;
+	char drop[UP_ID_MAX] = "";
+	if (w->st != UP_S_FAILED && w->st != UP_S_CANCELLED && w->st != UP_S_COMPLETED)
+		step(w, UP_EV_FAILED, drop);
+	if (drop[0]) {
+		pthread_mutex_unlock(&w->mu);
+		cancel_remote(w, drop);
+		pthread_mutex_lock(&w->mu);
+	}
 	return w->err;
 }
 
@@ -727,57 +703,109 @@ static int files_only_upload(struct up_writer *w, uint64_t size, const char *fil
 	return 0;
 }
 
-int up_writer_finish(struct up_writer *w, const char *filename, const char *mime_type,
-		     const char *purpose, struct up_upload *out, struct up_error *err)
+/* The close of the last writer (lock held): from here on no byte changes. Hashes what did
+ * not come in order, cuts the tail part, and writes the record from which a restart
+ * finishes the upload, session or not. An early upload begun under another size or name,
+ * or before bytes it sent changed, is cancelled here. */
+static int seal_locked(struct up_writer *w, const char *filename, const char *mime_type,
+		       const char *purpose, struct up_error *err)
 {
-	pthread_mutex_lock(&w->mu);
-	if (w->state == UP_W_COMPLETED || w->finishing || w->state == UP_W_CANCELLED) {
-		int rc = w->state == UP_W_CANCELLED ? -ECANCELED : -EALREADY;
-		pthread_mutex_unlock(&w->mu);
-		return up_error_set(err, rc, 0, "the upload is already %s",
-				    rc == -ECANCELED ? "cancelled" : "finished");
-	}
-	w->finishing = true;
-	hasher_stop(w); /* from here on the file's MD5 is hashed inline */
+	if (!up_session_writable(w->st))
+		return 0;
+	bool was = w->finishing;
+	w->finishing = true; /* no writes while the lock is dropped below */
+	up_hasher_stop(w->md_all); /* from here on the file's MD5 is hashed inline */
 	while (w->announcing) /* its session is about to exist: use it, not a second one */
 		pthread_cond_wait(&w->cv, &w->mu);
 	wait_idle_locked(w);
 	int rc = w->err;
 	if (rc < 0) {
-		up_error_set(err, rc, 0, "%s", w->errmsg);
-		goto fail;
+		w->finishing = was;
+		return up_error_set(err, rc, 0, "%s", w->errmsg);
 	}
-	if (w->state == UP_W_UPLOADING &&
+	if (w->st == UP_S_EARLY &&
 	    (w->announced != w->size || w->rescan || strcmp(w->upload_name, filename) != 0))
 		restart_locked(w);
 	if (w->rescan) {
 		w->hashed = 0;
 		w->nparts = 0;
 		w->rescan = false;
-		md_reset(w);
+		up_hasher_reset(w->md_all);
 	}
 	if ((rc = hash_spool(w)) < 0) {
-		up_error_set(err, rc, 0, "reading the spool: %s", strerror(-rc));
-		goto fail;
+		w->finishing = was;
+		return up_error_set(err, rc, 0, "reading the spool: %s", strerror(-rc));
 	}
-	uint64_t tail = w->size - (uint64_t)w->nparts * w->cfg.part_size;
-	if (tail > 0 && (rc = push_part(w, tail)) < 0) {
-		up_error_set(err, rc, 0, "out of memory");
-		goto fail;
+	/* the bytes the parts cover: whole parts, and a tail if one was cut already */
+	uint64_t covered = w->nparts ? (uint64_t)(w->nparts - 1) * w->cfg.part_size +
+					   w->parts[w->nparts - 1].len
+				     : 0;
+	if (w->size > covered && (rc = push_part(w, w->size - covered)) < 0) {
+		w->finishing = was;
+		return up_error_set(err, rc, 0, "out of memory");
 	}
 	if (!w->md5_known)
-		hex(w->md_all, w->md5);
+		up_hasher_hex(w->md_all, w->md5);
+	w->finishing = was;
 	set_meta(w, filename, mime_type, purpose);
-	journal_save(w); /* closed: from here on a restart can finish it */
+	step(w, UP_EV_SEALED, NULL); /* the closed record: a restart can finish it */
+	return 0;
+}
+
+int up_writer_close(struct up_writer *w, const char *filename, const char *mime_type,
+		    const char *purpose, struct up_error *err)
+{
+	struct up_error local;
+	if (!err)
+		err = &local;
+	pthread_mutex_lock(&w->mu);
+	int rc = 0;
+	if (w->st == UP_S_CANCELLED)
+		rc = up_error_set(err, -ECANCELED, 0, "the upload was cancelled");
+	else if (!w->finishing)
+		rc = seal_locked(w, filename, mime_type, purpose, err);
+	if (rc < 0 && rc != -ECANCELED) {
+		w->finishing = true;
+		fail_locked(w, rc, err->message);
+		w->finishing = false;
+	}
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+int up_writer_finish(struct up_writer *w, const char *filename, const char *mime_type,
+		     const char *purpose, struct up_upload *out, struct up_error *err)
+{
+	pthread_mutex_lock(&w->mu);
+	if (w->st == UP_S_COMPLETED || w->finishing || w->st == UP_S_CANCELLED) {
+		int rc = w->st == UP_S_CANCELLED ? -ECANCELED : -EALREADY;
+		pthread_mutex_unlock(&w->mu);
+		return up_error_set(err, rc, 0, "the upload is already %s",
+				    rc == -ECANCELED ? "cancelled" : "finished");
+	}
+	w->finishing = true;
+	int rc = w->err;
+	if (rc < 0) {
+		up_error_set(err, rc, 0, "%s", w->errmsg);
+		goto fail;
+	}
+	if ((rc = seal_locked(w, filename, mime_type, purpose, err)) < 0)
+		goto fail;
+	if (strcmp(w->upload_name, filename) != 0) {
+		/* renamed between its close and now (-o async): the session's name is wrong */
+		set_meta(w, filename, mime_type, purpose);
+		if (w->st == UP_S_SENDING)
+			restart_locked(w);
+		else
+			journal_save(w);
+	}
 	uint64_t size = w->size;
 	/* A session that expires meanwhile is replaced, and every part sent again from the
 	 * spool: up to three sessions. */
 	for (int round = 0;; round++) {
-		if (w->expired) {
-			restart_locked(w);
-			w->expired = false;
-		}
-		bool need_create = w->state != UP_W_UPLOADING;
+		if (w->expired)
+			restart_locked(w); /* SENDING -> SEALED: a new session below */
+		bool need_create = w->st == UP_S_SEALED;
 		pthread_mutex_unlock(&w->mu);
 
 		if (need_create) {
@@ -794,7 +822,7 @@ int up_writer_finish(struct up_writer *w, const char *filename, const char *mime
 				pthread_mutex_lock(&w->mu);
 				if (rc < 0)
 					goto fail;
-				if (w->state == UP_W_CANCELLED) {
+				if (w->st == UP_S_CANCELLED) {
 					/* rm while the file went up: it goes */
 					w->finishing = false;
 					pthread_mutex_unlock(&w->mu);
@@ -809,19 +837,19 @@ int up_writer_finish(struct up_writer *w, const char *filename, const char *mime
 			pthread_mutex_lock(&w->mu);
 			if (rc < 0)
 				goto fail;
+			if (w->st == UP_S_CANCELLED) {
+				/* cancelled (rm) while the upload was being created */
+				w->finishing = false;
+				pthread_mutex_unlock(&w->mu);
+				cancel_remote(w, up.id);
+				up_upload_clear(&up);
+				return up_error_set(err, -ECANCELED, 0, "the upload was cancelled");
+			}
 			memcpy(w->upload_id, up.id, UP_ID_MAX);
 			w->expires_at = up.expires_at;
 			w->announced = size;
 			up_upload_clear(&up);
-			journal_save(w);
-			if (w->state == UP_W_CANCELLED) {
-				/* cancelled (rm) while the upload was being created */
-				w->finishing = false;
-				pthread_mutex_unlock(&w->mu);
-				cancel_remote(w, w->upload_id);
-				return up_error_set(err, -ECANCELED, 0, "the upload was cancelled");
-			}
-			w->state = UP_W_UPLOADING;
+			step(w, UP_EV_CREATED, NULL); /* the record names the session */
 			pthread_mutex_unlock(&w->mu);
 		}
 		rc = send_sealed(w);
@@ -829,7 +857,7 @@ int up_writer_finish(struct up_writer *w, const char *filename, const char *mime
 		wait_idle_locked(w);
 		if (rc == 0 && w->err)
 			rc = w->err;
-		if (w->state == UP_W_CANCELLED) {
+		if (w->st == UP_S_CANCELLED) {
 			/* cancelled (rm) while this ran: maybe before the upload existed, so cancel
 			 * the one made here too (cancelling twice is harmless) */
 			char id[UP_ID_MAX];
@@ -843,7 +871,7 @@ int up_writer_finish(struct up_writer *w, const char *filename, const char *mime
 		if (rc < 0) {
 			up_error_set(err, rc, 0, "%s",
 				     w->errmsg[0] ? w->errmsg : "sending parts failed");
-			goto cancel;
+			goto fail;
 		}
 		if (w->expired) {
 			if (round < 2)
@@ -872,32 +900,20 @@ int up_writer_finish(struct up_writer *w, const char *filename, const char *mime
 		}
 		break;
 	}
-	if (rc < 0)
-		goto cancel;
-	if (!out->has_file) {
+	if (rc == 0 && !out->has_file)
 		rc = up_error_set(err, -EPROTO, 200, "complete answered without a file");
-		goto cancel;
-	}
+	if (rc < 0)
+		goto fail;
 completed:
 	memcpy(w->file_id, out->file.id, UP_ID_MAX);
-	w->state = UP_W_COMPLETED;
+	step(w, UP_EV_COMPLETED, NULL); /* the record goes */
 	w->finishing = false;
-	journal_drop(w);
 	pthread_mutex_unlock(&w->mu);
 	return 0;
 
-cancel:
-	if (w->upload_id[0] && w->state != UP_W_CANCELLED) {
-		char id[UP_ID_MAX];
-		memcpy(id, w->upload_id, UP_ID_MAX);
-		pthread_mutex_unlock(&w->mu);
-		cancel_remote(w, id);
-		pthread_mutex_lock(&w->mu);
-	}
-fail:
+fail: /* failed for good: the session cancelled, the record removed (session.c) */
 	fail_locked(w, rc, err ? err->message : "upload failed");
 	w->finishing = false;
-	journal_drop(w); /* failed for good, and cancelled on the server */
 	pthread_mutex_unlock(&w->mu);
 	return rc;
 }
@@ -905,15 +921,13 @@ fail:
 int up_writer_cancel(struct up_writer *w)
 {
 	pthread_mutex_lock(&w->mu);
-	if (w->state == UP_W_COMPLETED || w->state == UP_W_CANCELLED) {
+	if (w->st == UP_S_COMPLETED || w->st == UP_S_CANCELLED) {
 		pthread_mutex_unlock(&w->mu);
 		return 0;
 	}
 	/* No waiting for parts in flight: they fail once the server has cancelled. */
-	w->state = UP_W_CANCELLED;
-	journal_drop(w);
 	char id[UP_ID_MAX];
-	memcpy(id, w->upload_id, UP_ID_MAX);
+	step(w, UP_EV_CANCELLED, id);
 	pthread_mutex_unlock(&w->mu);
 	if (id[0])
 		cancel_remote(w, id);
@@ -924,22 +938,37 @@ void up_writer_status(struct up_writer *w, struct up_writer_status *st)
 {
 	pthread_mutex_lock(&w->mu);
 	memset(st, 0, sizeof *st);
-	st->state = w->state;
+	static const enum up_writer_state shown[UP_S_COUNT] = {
+	    [UP_S_OPEN] = UP_W_PENDING,		[UP_S_EARLY] = UP_W_UPLOADING,
+	    [UP_S_SEALED] = UP_W_PENDING,	[UP_S_SENDING] = UP_W_UPLOADING,
+	    [UP_S_COMPLETED] = UP_W_COMPLETED, [UP_S_FAILED] = UP_W_FAILED,
+	    [UP_S_CANCELLED] = UP_W_CANCELLED};
+	st->state = shown[w->st];
 	memcpy(st->upload_id, w->upload_id, UP_ID_MAX);
 	memcpy(st->file_id, w->file_id, UP_ID_MAX);
-	if (w->state == UP_W_COMPLETED)
+	if (w->st == UP_S_COMPLETED)
 		memcpy(st->md5, w->md5, sizeof st->md5);
 	st->size = w->size;
 	st->bytes_sent = w->bytes_sent;
 	memcpy(st->error, w->errmsg, sizeof st->error);
+	memcpy(st->replaces, w->replaces, UP_ID_MAX);
 	st->errnum = w->err;
+	st->sealed = !up_session_writable(w->st);
+	pthread_mutex_unlock(&w->mu);
+}
+
+void up_writer_set_replaces(struct up_writer *w, const char *file_id)
+{
+	pthread_mutex_lock(&w->mu);
+	/* no record now: only a closed file's record is resumed, and the close writes it */
+	snprintf(w->replaces, sizeof w->replaces, "%s", file_id ? file_id : "");
 	pthread_mutex_unlock(&w->mu);
 }
 
 bool up_writer_started(struct up_writer *w)
 {
 	pthread_mutex_lock(&w->mu);
-	bool s = w->state != UP_W_PENDING || w->finishing;
+	bool s = w->st != UP_S_OPEN || w->finishing;
 	pthread_mutex_unlock(&w->mu);
 	return s;
 }
@@ -947,7 +976,9 @@ bool up_writer_started(struct up_writer *w)
 int up_writer_restore(const struct up_writer_config *cfg, const struct up_journal_rec *rec,
 		      struct up_writer **out)
 {
-	if (rec->part_size != cfg->part_size || !rec->md5[0])
+	enum up_sstate st;
+	if (rec->part_size != cfg->part_size ||
+	    up_session_restored(rec->md5[0], rec->upload_id[0], &st) < 0)
 		return -EINVAL;
 	struct up_writer *w;
 	int rc = writer_open(cfg, rec->spool, 0, &w);
@@ -959,7 +990,9 @@ int up_writer_restore(const struct up_writer_config *cfg, const struct up_journa
 	if (rc == 0) {
 		w->size = w->hashed = rec->size;
 		memcpy(w->md5, rec->md5, sizeof w->md5);
+		memcpy(w->replaces, rec->replaces, UP_ID_MAX);
 		w->md5_known = true;
+		w->st = st; /* the crash point the record describes: SEALED or SENDING */
 		for (size_t i = 0; rc == 0 && i < rec->nparts; i++) {
 			uint64_t off = (uint64_t)i * rec->part_size;
 			uint64_t len =
@@ -977,7 +1010,6 @@ int up_writer_restore(const struct up_writer_config *cfg, const struct up_journa
 	if (rc == 0 && rec->upload_id[0]) {
 		memcpy(w->upload_id, rec->upload_id, UP_ID_MAX);
 		w->expires_at = rec->expires_at;
-		w->state = UP_W_UPLOADING;
 		w->announced = rec->size;
 		/* a session past its hour is replaced at finish */
 		w->expired = (int64_t)time(NULL) >= rec->expires_at;

@@ -43,6 +43,8 @@ struct up_writer_status {
 	uint64_t bytes_sent; /* acknowledged by the server */
 	char error[512];     /* the last error, "" when none */
 	int errnum;	     /* its errno (negative), 0 when none */
+	char replaces[UP_ID_MAX]; /* the remote file deleted once this one completes, or "" */
+	bool sealed;		  /* closed: its bytes can no longer change */
 };
 
 int up_writer_new(const struct up_writer_config *cfg, struct up_writer **out);
@@ -53,7 +55,11 @@ struct up_journal_rec;
  * sends only the rest (or everything again in a new session if that one expired). */
 int up_writer_restore(const struct up_writer_config *cfg, const struct up_journal_rec *rec,
 		      struct up_writer **out);
-/* Waits for its parts in flight, then frees; the spool file is removed unless kept. */
+/* A writer is counted: its owner holds one reference, and so does each operation that
+ * uses it without its owner's lock. The last free waits for its parts in flight, then
+ * frees; the spool file is removed unless kept. Never call the last free under a lock
+ * that a part's completion or a network request could need. */
+void up_writer_ref(struct up_writer *w);
 void up_writer_free(struct up_writer *w);
 
 /* Writes at off (the spool grows as needed). After a failure, returns the latched error. */
@@ -66,6 +72,12 @@ int up_writer_truncate(struct up_writer *w, uint64_t size);
  * writer is still writing. A finish with another size falls back to a fresh upload. */
 int up_writer_announce(struct up_writer *w, uint64_t size, const char *filename,
 		       const char *mime_type, const char *purpose, struct up_error *err);
+
+/* The last writer closed the file: no byte changes after this. Hashes what is left, cuts
+ * the last part, and writes the journal record (before it returns, so a crash from here
+ * on never loses the file), without waiting for the server. finish does it if not done. */
+int up_writer_close(struct up_writer *w, const char *filename, const char *mime_type,
+		    const char *purpose, struct up_error *err);
 
 /* Sends what is left, waits for every part, completes with the ordered part ids and the
  * MD5. Blocks. An upload started under another name or size is cancelled and redone. */
@@ -81,6 +93,10 @@ int up_writer_sync(struct up_writer *w);
 
 void up_writer_status(struct up_writer *w, struct up_writer_status *st);
 bool up_writer_started(struct up_writer *w);
+
+/* The remote file this one replaces: the record written at close names it, so that a
+ * restart knows it too; the caller deletes it once this upload has completed. */
+void up_writer_set_replaces(struct up_writer *w, const char *file_id);
 
 /* Keeps the spool file (renamed to path) instead of removing it at free. */
 int up_writer_keep_spool(struct up_writer *w, const char *path);

@@ -2,6 +2,7 @@
  * an upload. main is the sequence: parse, connect, mount, daemonize, loop. */
 #include "mount.h"
 #include "parse.h"
+#include "recover.h"
 #include "statuscmd.h"
 
 #include <errno.h>
@@ -15,18 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-void uf_log(struct uf_mount *m, enum uf_level level, const char *fmt, ...)
-{
-	if (level == UF_DEBUG && !m->cfg.debug)
-		return;
-	char line[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	uf_logger_write(&m->log, level, line);
-}
 
 static void client_log(void *ud, enum up_log_level level, const char *line)
 {
@@ -264,6 +253,8 @@ static int setup(struct uf_mount *m)
 		return rc;
 	}
 	chmod(m->cfg.cache_dir, 0700);
+	if ((rc = uf_recover_lock(m)) < 0)
+		return rc;
 	snprintf(m->spool_dir, sizeof m->spool_dir, "%s/spool", m->cfg.cache_dir);
 	snprintf(m->content_dir, sizeof m->content_dir, "%s/content", m->cfg.cache_dir);
 	snprintf(m->journal_dir, sizeof m->journal_dir, "%s/journal", m->cfg.cache_dir);
@@ -307,7 +298,7 @@ static int setup(struct uf_mount *m)
 	}
 	pthread_mutex_lock(&m->tree.mu);
 	uf_tree_merge(&m->tree, &l, ++m->tree.list_epoch);
-	pthread_mutex_unlock(&m->tree.mu);
+	uf_tree_unlock(&m->tree);
 	up_file_list_clear(&l);
 	return 0;
 }
@@ -332,6 +323,8 @@ static void teardown(struct uf_mount *m)
 	free(m->cfg.cache_dir);
 	free(m->cfg.log_file);
 	uf_logger_close(&m->log);
+	if (m->cache_lock_fd >= 0)
+		close(m->cache_lock_fd);
 	pthread_mutex_destroy(&m->list_mu);
 	pthread_mutex_destroy(&m->bg_mu);
 	pthread_cond_destroy(&m->bg_cv);
@@ -349,6 +342,7 @@ int main(int argc, char *argv[])
 	struct fuse_session *se = NULL;
 	int status = 1;
 	uf_logger_init(&m.log);
+	m.cache_lock_fd = -1;
 	pthread_mutex_init(&m.list_mu, NULL);
 	pthread_mutex_init(&m.bg_mu, NULL);
 	pthread_cond_init(&m.bg_cv, NULL);

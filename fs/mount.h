@@ -48,23 +48,21 @@ struct uf_mount {
 	char content_dir[4096];
 	char journal_dir[4096];
 	atomic_uint_fast64_t spool_seq;
-	pthread_mutex_t list_mu; /* one listing refresh at a time */
-	pthread_mutex_t bg_mu;	 /* background uploads (-o async) still running */
+	int cache_lock_fd;	 /* flock of cache_dir/lock: one mount per cache */
+	pthread_mutex_t list_mu; /* one listing refresh at a time; taken before tree.mu */
+	pthread_mutex_t bg_mu;	 /* background completions still running; a leaf lock */
 	pthread_cond_t bg_cv;
 	unsigned bg_running;
 	double listed_at;
 	struct uf_logger log;
 };
 
+/* One log line (fs/mount.c): debug lines only with -d. */
 void uf_log(struct uf_mount *m, enum uf_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* The FUSE operations (fs/ops.c). */
 extern const struct fuse_lowlevel_ops uf_ops;
-
-/* After a crash: finishes the uploads the journal says were closed, cancels the ones that
- * were still being written, removes spool files nothing refers to. Runs at mount. */
-void uf_recover(struct uf_mount *m);
 
 /* The mount root's hidden attribute (not in listxattr) that `uploadfs status` reads: JSON
  * of the uploads in flight or failed. */

@@ -24,27 +24,106 @@ pid_t uf_proc_tgid(pid_t pid)
 	return tgid;
 }
 
-bool uf_proc_has_open(pid_t tgid, const char *path)
+/* The offset, open flags and mount of a descriptor, from /proc/PID/fdinfo/FD. */
+static int fd_info(int fdinfo_dir, const char *fd, unsigned long long *pos, unsigned *flags,
+		   long *mnt_id)
+{
+	int f = openat(fdinfo_dir, fd, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return -errno;
+	char buf[512];
+	ssize_t n = read(f, buf, sizeof buf - 1);
+	close(f);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	char *p = strstr(buf, "pos:"), *fl = strstr(buf, "flags:"), *mi = strstr(buf, "mnt_id:");
+	if (!p || !fl || !mi || sscanf(p, "pos: %llu", pos) != 1 || sscanf(fl, "flags: %o", flags) != 1 ||
+	    sscanf(mi, "mnt_id: %ld", mnt_id) != 1)
+		return -EIO;
+	return 0;
+}
+
+/* Whether one of tgid's descriptors is open for writing on path. */
+static bool fd_writes(pid_t tgid, const char *path)
 {
 	char dir[64];
 	snprintf(dir, sizeof dir, "/proc/%d/fd", (int)tgid);
 	DIR *d = opendir(dir);
-	if (!d)
-		return false;
+	snprintf(dir, sizeof dir, "/proc/%d/fdinfo", (int)tgid);
+	int info = d ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 	bool found = false;
 	struct dirent *de;
 	char link[PATH_MAX + 1];
-	while (!found && (de = readdir(d))) {
+	while (info >= 0 && !found && (de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
 		ssize_t n = readlinkat(dirfd(d), de->d_name, link, sizeof link - 1);
-		if (n > 0) {
-			link[n] = '\0';
-			found = strcmp(link, path) == 0;
-		}
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		unsigned long long pos;
+		unsigned flags;
+		long mnt_id;
+		found = strcmp(link, path) == 0 &&
+			(fd_info(info, de->d_name, &pos, &flags, &mnt_id) < 0 ||
+			 (flags & O_ACCMODE) != O_RDONLY);
 	}
-	closedir(d);
+	if (info >= 0)
+		close(info);
+	if (d)
+		closedir(d);
 	return found;
+}
+
+/* Whether tgid maps path shared and writable: its stores reach the file after a close. */
+static bool maps_writable(pid_t tgid, const char *path)
+{
+	char name[64];
+	snprintf(name, sizeof name, "/proc/%d/maps", (int)tgid);
+	FILE *f = fopen(name, "re");
+	if (!f)
+		return false;
+	bool found = false;
+	char *line = NULL;
+	size_t cap = 0;
+	size_t plen = strlen(path);
+	while (!found && getline(&line, &cap, f) > 0) {
+		/* "START-END PERMS OFFSET DEV INODE   PATH" */
+		char perms[8];
+		int at = 0;
+		if (sscanf(line, "%*s %7s %*s %*s %*s %n", perms, &at) != 1 || at == 0)
+			continue;
+		const char *p = line + at;
+		while (*p == ' ')
+			p++;
+		found = perms[1] == 'w' && perms[3] == 's' && strncmp(p, path, plen) == 0 &&
+			(p[plen] == '\n' || p[plen] == '\0');
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+bool uf_proc_can_write(pid_t tgid, const char *path)
+{
+	return fd_writes(tgid, path) || maps_writable(tgid, path);
+}
+
+bool uf_proc_is(pid_t pid, const char *comm)
+{
+	char path[64], buf[32];
+	snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return strcmp(buf, comm) == 0;
 }
 
 /* Filesystems whose stat answers from the local kernel: no FUSE (this mount is one), no
@@ -86,26 +165,6 @@ static bool local_mount(pid_t pid, long mnt_id)
 	free(line);
 	fclose(f);
 	return local;
-}
-
-/* The offset, open flags and mount of a descriptor, from /proc/PID/fdinfo/FD. */
-static int fd_info(int fdinfo_dir, const char *fd, unsigned long long *pos, unsigned *flags,
-		   long *mnt_id)
-{
-	int f = openat(fdinfo_dir, fd, O_RDONLY | O_CLOEXEC);
-	if (f < 0)
-		return -errno;
-	char buf[512];
-	ssize_t n = read(f, buf, sizeof buf - 1);
-	close(f);
-	if (n <= 0)
-		return -EIO;
-	buf[n] = '\0';
-	char *p = strstr(buf, "pos:"), *fl = strstr(buf, "flags:"), *mi = strstr(buf, "mnt_id:");
-	if (!p || !fl || !mi || sscanf(p, "pos: %llu", pos) != 1 || sscanf(fl, "flags: %o", flags) != 1 ||
-	    sscanf(mi, "mnt_id: %ld", mnt_id) != 1)
-		return -EIO;
-	return 0;
 }
 
 int uf_proc_source_size(pid_t pid, const char *name, uint64_t min, uint64_t *size)

@@ -1,5 +1,5 @@
 /* proc: what /proc tells about the process that called an operation — its thread group,
- * whether it still holds a file of the mount open, and the size of the file it is copying
+ * its name, whether it can still write a file of the mount, and the size of the file it is copying
  * from. Reads only; never follows a link into a filesystem that could call back into us. */
 #ifndef UF_PROC_H
 #define UF_PROC_H
@@ -11,9 +11,13 @@
 /* The thread group (process) of a thread id, as FUSE gives the caller's; pid if unknown. */
 pid_t uf_proc_tgid(pid_t pid);
 
-/* Whether process tgid has a descriptor on the file at path (absolute, in the mount).
- * readlink of /proc/PID/fd never calls into FUSE. */
-bool uf_proc_has_open(pid_t tgid, const char *path);
+/* Whether process tgid can still write the file at path (absolute, in the mount): a
+ * descriptor open for writing on it, or a shared writable mapping of it. /proc/PID/fd,
+ * fdinfo and maps never call into FUSE. */
+bool uf_proc_can_write(pid_t tgid, const char *path);
+
+/* Whether process pid's command name (/proc/PID/comm) is comm. */
+bool uf_proc_is(pid_t pid, const char *comm);
 
 /* The size of the file process pid is copying into a new file called name: cp, install,
  * mv across filesystems and dd open their source, read-only, before they create the target.

@@ -37,11 +37,44 @@ static struct uf_node *node_alloc(struct uf_tree *t, enum uf_kind kind, const ch
 	return n;
 }
 
+void uf_tree_drop_writer(struct uf_tree *t, struct uf_node *n)
+{
+	if (!n->w)
+		return;
+	if (t->ndead == t->capdead) {
+		size_t cap = t->capdead ? t->capdead * 2 : 16;
+		struct up_writer **nd = realloc(t->dead, cap * sizeof *nd);
+		if (!nd)
+			return; /* kept by the node: freed with it, or at the next drop */
+		t->dead = nd;
+		t->capdead = cap;
+	}
+	t->dead[t->ndead++] = n->w;
+	n->w = NULL;
+}
+
+void uf_tree_unlock(struct uf_tree *t)
+{
+	struct up_writer *batch[16];
+	size_t n = 0;
+	while (t->ndead && n < 16)
+		batch[n++] = t->dead[--t->ndead];
+	bool more = t->ndead > 0;
+	pthread_mutex_unlock(&t->mu);
+	for (size_t i = 0; i < n; i++)
+		up_writer_free(batch[i]);
+	if (more) {
+		pthread_mutex_lock(&t->mu);
+		uf_tree_unlock(t);
+	}
+}
+
 static void node_free(struct uf_tree *t, struct uf_node *n)
 {
 	if (n->ino < t->ninodes)
 		t->inodes[n->ino] = NULL;
-	if (n->w)
+	uf_tree_drop_writer(t, n);
+	if (n->w) /* no memory for the list: freed here, late rather than never */
 		up_writer_free(n->w);
 	pthread_mutex_destroy(&n->dl_mu);
 	free(n->kids);
@@ -55,6 +88,7 @@ int uf_tree_init(struct uf_tree *t, uid_t uid, gid_t gid, mode_t umask)
 {
 	memset(t, 0, sizeof *t);
 	pthread_mutex_init(&t->mu, NULL);
+	pthread_cond_init(&t->idle_cv, NULL);
 	t->uid = uid;
 	t->gid = gid;
 	t->umask = umask;
@@ -77,6 +111,10 @@ void uf_tree_destroy(struct uf_tree *t)
 		if (t->inodes[i])
 			node_free(t, t->inodes[i]);
 	free(t->inodes);
+	for (size_t i = 0; i < t->ndead; i++)
+		up_writer_free(t->dead[i]);
+	free(t->dead);
+	pthread_cond_destroy(&t->idle_cv);
 	pthread_mutex_destroy(&t->mu);
 }
 
@@ -304,7 +342,6 @@ static void merge_one(struct uf_tree *t, const struct up_file *f)
 		n = uf_tree_new(t, dir, want, UF_FILE, 0644);
 		if (n) {
 			n->remote = true;
-			n->status = UF_COMPLETED;
 			snprintf(n->file_id, sizeof n->file_id, "%s", f->id);
 			n->mtime.tv_sec = f->created_at;
 			n->mtime.tv_nsec = 0;

@@ -17,7 +17,7 @@
 
 enum uf_kind { UF_DIR, UF_FILE };
 
-/* Status of a file as user.upload.status tells it. */
+/* Status of a file as user.upload.status tells it (derived: fs/lifecycle.h). */
 enum uf_status { UF_PENDING, UF_UPLOADING, UF_COMPLETED, UF_FAILED, UF_CANCELLED };
 
 struct uf_node {
@@ -41,32 +41,37 @@ struct uf_node {
 	struct timespec mtime, atime, ctime;
 	bool times_set; /* mtime set by the user (utimens), kept in the state store */
 
-	/* the remote file, once there is one */
+	/* the remote file, once there is one: facts of the server's file, set when it is
+	 * listed or when this mount completed it */
 	bool remote;
 	char file_id[UP_ID_MAX];
 	uint64_t bytes;
-	char purpose[32]; /* of the remote file */
+	char purpose[32];
+	char upload_id[UP_ID_MAX]; /* the upload that made it, when this mount did */
+	char md5[33];		   /* likewise */
 
-	/* the local side while it is written and uploaded */
-	struct up_writer *w;
-	enum uf_status status;
+	/* the local side while it is written and uploaded. The upload's state is the writer's
+	 * alone (fs/lifecycle.h derives the status from it); these say what the mount does. */
+	struct up_writer *w; /* one reference, the node's (lifecycle.h) */
 	char *x_purpose; /* user.purpose set on this node (file: its own; dir: the default) */
 	char *x_mime;
+	unsigned writers;     /* open handles that can write */
 	bool upload_on_close; /* created with O_EXCL or O_TRUNC, or written to */
+	bool rsync_temp;      /* an rsync receiver's temporary, not yet given its final name */
 	bool unlinked;
-	bool finishing;
-	char replaces[UP_ID_MAX]; /* remote file to delete once this upload completes */
-	char upload_id[UP_ID_MAX];
-	char md5[33];
-	uint64_t bytes_sent;
-	char error[512];
-	int errnum;
+	bool finishing; /* its upload is being completed: renames and opens for write wait */
 	struct timespec started; /* CLOCK_MONOTONIC, when its writer was made */
 	pthread_mutex_t dl_mu; /* one download into the cache at a time */
 };
 
+/* Lock order: tree.mu, then a writer's own lock (core/writer.c), never the reverse; a
+ * node's dl_mu is taken without tree.mu. No network request or fsync of a spool under
+ * tree.mu: writers whose nodes go are freed by uf_tree_unlock, after the unlock. */
 struct uf_tree {
 	pthread_mutex_t mu;
+	pthread_cond_t idle_cv; /* a node's finishing ended */
+	struct up_writer **dead; /* writers of freed nodes, freed after the unlock */
+	size_t ndead, capdead;
 	struct uf_node *root;
 	struct uf_node **inodes; /* by ino; NULL once forgotten */
 	size_t ninodes, capinodes;
@@ -79,6 +84,12 @@ struct uf_tree {
 
 int uf_tree_init(struct uf_tree *t, uid_t uid, gid_t gid, mode_t umask);
 void uf_tree_destroy(struct uf_tree *t);
+
+/* Unlocks, then frees the writers of nodes freed meanwhile (their last free may wait for
+ * parts in flight). */
+void uf_tree_unlock(struct uf_tree *t);
+/* Detaches n's writer; it is freed at the unlock (tree lock held). */
+void uf_tree_drop_writer(struct uf_tree *t, struct uf_node *n);
 
 /* All below: tree lock held. */
 struct uf_node *uf_tree_get(struct uf_tree *t, fuse_ino_t ino);

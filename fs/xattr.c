@@ -1,6 +1,6 @@
 /* Extended attributes: user.purpose and user.mime_type (writable until the upload starts;
  * on a directory, the default below it), and the read-only user.upload.* status. */
-#include "mount.h"
+#include "lifecycle.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -79,35 +79,6 @@ static struct uf_mount *M(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static const char *status_name(enum uf_status s)
-{
-	static const char *const names[] = {"pending", "uploading", "completed", "failed",
-					    "cancelled"};
-	return names[s];
-}
-
-/* Refreshes a node's status fields from its writer, whose status lands in ws (zeroed when
- * there is none; tree lock held). */
-static void sync_status(struct uf_node *n, struct up_writer_status *ws_out)
-{
-	struct up_writer_status tmp, *ws = ws_out ? ws_out : &tmp;
-	memset(ws, 0, sizeof *ws);
-	if (!n->w)
-		return;
-	up_writer_status(n->w, ws);
-	if (ws->upload_id[0])
-		snprintf(n->upload_id, sizeof n->upload_id, "%s", ws->upload_id);
-	n->bytes_sent = ws->bytes_sent;
-	if (n->status == UF_PENDING && ws->state == UP_W_UPLOADING)
-		n->status = UF_UPLOADING;
-	if (ws->errnum && !n->errnum) {
-		n->errnum = ws->errnum;
-		snprintf(n->error, sizeof n->error, "%s", ws->error);
-		if (n->status != UF_CANCELLED)
-			n->status = UF_FAILED;
-	}
-}
-
 /* The value of name on n into out; -ENODATA if it has none (tree lock held). */
 static int value_of(struct uf_mount *m, struct uf_node *n, const char *name, char *out, size_t len)
 {
@@ -124,22 +95,26 @@ static int value_of(struct uf_mount *m, struct uf_node *n, const char *name, cha
 	}
 	if (n->kind == UF_DIR || strncmp(name, "user.upload.", 12) != 0)
 		return -ENODATA;
-	sync_status(n, NULL);
+	/* read from the writer while there is one, else from the remote file; reading
+	 * changes nothing */
+	struct up_writer_status ws;
+	enum uf_status st = uf_life_status(n, &ws);
 	const char *k = name + 12;
+	const char *id = n->w ? ws.upload_id : n->upload_id;
+	const char *md5 = n->w ? ws.md5 : n->md5;
+	bool done = st == UF_COMPLETED;
 	if (strcmp(k, "status") == 0)
-		snprintf(out, len, "%s", status_name(n->status));
-	else if (strcmp(k, "id") == 0 && n->upload_id[0])
-		snprintf(out, len, "%s", n->upload_id);
-	else if (strcmp(k, "file_id") == 0 && n->remote && n->file_id[0])
+		snprintf(out, len, "%s", uf_life_status_name(st));
+	else if (strcmp(k, "id") == 0 && id[0])
+		snprintf(out, len, "%s", id);
+	else if (strcmp(k, "file_id") == 0 && done && n->remote && n->file_id[0])
 		snprintf(out, len, "%s", n->file_id);
-	else if (strcmp(k, "md5") == 0 && n->md5[0])
-		snprintf(out, len, "%s", n->md5);
+	else if (strcmp(k, "md5") == 0 && md5[0])
+		snprintf(out, len, "%s", md5);
 	else if (strcmp(k, "bytes_sent") == 0)
-		snprintf(out, len, "%llu",
-			 (unsigned long long)(n->status == UF_COMPLETED && !n->w ? n->bytes
-										 : n->bytes_sent));
-	else if (strcmp(k, "error") == 0 && n->error[0])
-		snprintf(out, len, "%s", n->error);
+		snprintf(out, len, "%llu", (unsigned long long)(n->w ? ws.bytes_sent : n->bytes));
+	else if (strcmp(k, "error") == 0 && ws.error[0] && st != UF_COMPLETED)
+		snprintf(out, len, "%s", ws.error);
 	else
 		return -ENODATA;
 	return 0;
@@ -167,12 +142,12 @@ static char *mount_status(struct uf_mount *m)
 			if (!n || n->kind != UF_FILE || n->unlinked || !n->linked)
 				continue;
 			struct up_writer_status ws;
-			sync_status(n, &ws);
-			bool failed = n->status == UF_FAILED;
-			bool active = (n->status == UF_PENDING && n->w) || n->status == UF_UPLOADING;
+			enum uf_status st = uf_life_status(n, &ws);
+			bool failed = st == UF_FAILED;
+			bool active = (st == UF_PENDING && n->w) || st == UF_UPLOADING;
 			if (pass == 0 ? !active : !failed)
 				continue;
-			counts[n->status]++;
+			counts[st]++;
 			char *path = uf_tree_path(n);
 			json_object *e = json_object_new_object();
 			if (!path || !e) {
@@ -185,17 +160,17 @@ static char *mount_status(struct uf_mount *m)
 				      (double)(now.tv_nsec - n->started.tv_nsec) / 1e9;
 			json_object_object_add(e, "name", json_object_new_string(path));
 			json_object_object_add(e, "status",
-					       json_object_new_string(status_name(n->status)));
+					       json_object_new_string(uf_life_status_name(st)));
 			json_object_object_add(e, "bytes", json_object_new_uint64(ws.size));
 			json_object_object_add(e, "bytes_sent",
-					       json_object_new_uint64(n->bytes_sent));
+					       json_object_new_uint64(ws.bytes_sent));
 			json_object_object_add(e, "seconds", json_object_new_double(secs));
 			json_object_object_add(e, "finishing", json_object_new_boolean(n->finishing));
-			if (n->upload_id[0])
+			if (ws.upload_id[0])
 				json_object_object_add(e, "upload_id",
-						       json_object_new_string(n->upload_id));
-			if (n->error[0])
-				json_object_object_add(e, "error", json_object_new_string(n->error));
+						       json_object_new_string(ws.upload_id));
+			if (ws.error[0])
+				json_object_object_add(e, "error", json_object_new_string(ws.error));
 			free(path);
 			size_t len = strlen(json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN));
 			if (used + len + 1 > STATUS_MAX) {
@@ -249,7 +224,7 @@ void uf_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 	if (ino == FUSE_ROOT_ID && strcmp(name, UF_STATUS_XATTR) == 0) {
 		pthread_mutex_lock(&m->tree.mu);
 		char *st = mount_status(m);
-		pthread_mutex_unlock(&m->tree.mu);
+		uf_tree_unlock(&m->tree);
 		reply_xattr(req, st ? 0 : -ENOMEM, st, st ? strlen(st) : 0, size);
 		free(st);
 		return;
@@ -258,7 +233,7 @@ void uf_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *n = uf_tree_get(&m->tree, ino);
 	int rc = n ? value_of(m, n, name, val, sizeof val) : -ESTALE;
-	pthread_mutex_unlock(&m->tree.mu);
+	uf_tree_unlock(&m->tree);
 	reply_xattr(req, rc, val, rc == 0 ? strlen(val) : 0, size);
 }
 
@@ -281,7 +256,7 @@ void uf_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 			len += l;
 		}
 	}
-	pthread_mutex_unlock(&m->tree.mu);
+	uf_tree_unlock(&m->tree);
 	reply_xattr(req, n ? 0 : -ESTALE, list, len, size);
 }
 
@@ -291,8 +266,10 @@ static int set_meta(struct uf_mount *m, struct uf_node *n, const char *name, con
 {
 	bool purpose = strcmp(name, "user.purpose") == 0;
 	char **slot = purpose ? &n->x_purpose : &n->x_mime;
+	struct up_writer_status ws;
 	if (n->kind == UF_FILE &&
-	    (!n->w || n->finishing || n->status != UF_PENDING || up_writer_started(n->w))) {
+	    (!n->w || n->finishing || uf_life_status(n, &ws) != UF_PENDING ||
+	     up_writer_started(n->w))) {
 		uf_log(m, UF_WARN, "%s: %s cannot change once the upload has started", n->name,
 		       name);
 		return -EPERM;
@@ -360,7 +337,7 @@ static void change(fuse_req_t req, fuse_ino_t ino, const char *name, const char 
 		rc = set_meta(m, n, name, value, size, flags);
 	else
 		rc = value ? -ENOTSUP : -ENODATA;
-	pthread_mutex_unlock(&m->tree.mu);
+	uf_tree_unlock(&m->tree);
 	if (rc == -EPERM && strncmp(name, "user.upload.", 12) == 0)
 		uf_log(m, UF_WARN, "%s is read-only", name);
 	fuse_reply_err(req, -rc);

@@ -131,7 +131,8 @@ api_put() {
 	# its rename can come first or land in the middle of that release
 	mount_fs
 	python3 - "$MNT" <<'PY'
-import os, sys
+import ctypes, os, sys
+ctypes.CDLL(None).prctl(15, b"rsync", 0, 0, 0)  # PR_SET_NAME: temporaries are rsync's
 d = sys.argv[1]
 for i in range(150):
     tmp = os.path.join(d, ".t%d.bin.Ab12Cd" % i)
