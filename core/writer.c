@@ -1,9 +1,10 @@
-#include "writer.h"
+/* The write path of a writer: the spool, the MD5 as bytes pass, parts cut and sent, the
+ * early session, the steps of its state, cancel and status. writer_close.c seals and
+ * completes it. */
+#include "writer_impl.h"
 
 #include "client.h"
 #include "errors.h"
-#include "hasher.h"
-#include "session.h"
 #include "journal.h"
 
 #include <errno.h>
@@ -18,54 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HASH_BUF (1u << 20)
-#define HASH_INLINE (1u << 20) /* files up to this size hash on the write path */
 
-struct wpart {
-	char id[UP_ID_MAX];
-	char md5[33];
-	uint64_t len;
-	bool queued; /* handed to the pipeline (in flight or done) */
-	bool sent;   /* acknowledged */
-};
-
-struct up_writer {
-	atomic_uint refs; /* the owner's and each operation's in progress; the last frees */
-	struct up_writer_config cfg;
-	char *spool;
-	int fd;
-	pthread_mutex_t mu;
-	pthread_cond_t cv; /* a part finished */
-
-	uint64_t size;	     /* logical size */
-	uint64_t hashed;     /* the contiguous prefix hashed so far */
-	bool rescan;	     /* bytes behind `hashed` changed: hash the spool again at finish */
-	struct up_hasher *md_all; /* the file's MD5, as the bytes pass in order */
-	struct wpart *parts; /* sealed parts, in file order */
-	size_t nparts, cap;
-	unsigned inflight;
-
-	enum up_sstate st; /* changed by step() only: the table in core/session.c */
-	bool finishing;	   /* finish (or the seal) is running: no byte may change */
-	char upload_id[UP_ID_MAX];
-	int64_t expires_at; /* of the upload session (server time) */
-	bool expired;	    /* the session expired: finish makes a new one */
-	uint64_t announced; /* the size the upload was created with */
-	bool announcing;    /* announce is creating the upload: finish waits for it */
-	char *upload_name;  /* and the name */
-	uint64_t bytes_sent;
-	int err; /* latched: negative errno */
-	char errmsg[512];
-	char file_id[UP_ID_MAX];
-	char md5[33];
-	bool md5_known; /* restored from a journal: the spool is not hashed again */
-	char replaces[UP_ID_MAX]; /* the remote file to delete once this one completes */
-	bool keep;
-	char *journal;		/* the record's path, or NULL */
-	char *jmime, *jpurpose; /* for the record */
-};
-
-static void latch(struct up_writer *w, int err, const char *msg)
+void up_w_latch(struct up_writer *w, int err, const char *msg)
 {
 	if (w->err)
 		return;
@@ -88,7 +43,7 @@ static bool journaled(const struct up_writer *w)
 	return w->journal && w->upload_name && (w->upload_id[0] || !up_session_writable(w->st));
 }
 
-static void journal_save(struct up_writer *w)
+void up_w_journal_save(struct up_writer *w)
 {
 	if (!journaled(w))
 		return;
@@ -135,7 +90,7 @@ static void journal_drop(struct up_writer *w)
  * drop (cancelled by the caller once the lock is released; may be NULL only where the
  * table cancels nothing). A step the table does not have is a bug: it is latched as an
  * error, never silently taken. */
-static int step(struct up_writer *w, enum up_sevent ev, char drop[UP_ID_MAX])
+int up_w_step(struct up_writer *w, enum up_sevent ev, char drop[UP_ID_MAX])
 {
 	struct up_transition t;
 	if (drop)
@@ -154,13 +109,13 @@ static int step(struct up_writer *w, enum up_sevent ev, char drop[UP_ID_MAX])
 		memcpy(drop, w->upload_id, UP_ID_MAX);
 	w->st = t.to;
 	if (t.record == UP_REC_OPEN || t.record == UP_REC_CLOSED)
-		journal_save(w);
+		up_w_journal_save(w);
 	else if (t.record == UP_REC_DROP)
 		journal_drop(w);
 	return 0;
 }
 
-static void set_meta(struct up_writer *w, const char *filename, const char *mime,
+void up_w_set_meta(struct up_writer *w, const char *filename, const char *mime,
 		     const char *purpose)
 {
 	if (!w->upload_name || strcmp(w->upload_name, filename) != 0) {
@@ -191,7 +146,7 @@ static void hex(EVP_MD_CTX *md, char out[33])
 
 /* A writer on the spool at path, opened with extra open flags. A failure never removes
  * the file: it may be another writer's, or a spool a journal still names. */
-static int writer_open(const struct up_writer_config *cfg, const char *path, int flags,
+int up_w_open(const struct up_writer_config *cfg, const char *path, int flags,
 		       struct up_writer **out)
 {
 	struct up_writer *w = calloc(1, sizeof *w);
@@ -219,7 +174,7 @@ static int writer_open(const struct up_writer_config *cfg, const char *path, int
 
 int up_writer_new(const struct up_writer_config *cfg, struct up_writer **out)
 {
-	return writer_open(cfg, cfg->spool_path, O_CREAT | O_EXCL, out);
+	return up_w_open(cfg, cfg->spool_path, O_CREAT | O_EXCL, out);
 }
 
 void up_writer_ref(struct up_writer *w)
@@ -256,7 +211,7 @@ int up_writer_keep_spool(struct up_writer *w, const char *path)
 	return 0;
 }
 
-static int push_part(struct up_writer *w, uint64_t len)
+int up_w_push_part(struct up_writer *w, uint64_t len)
 {
 	if (w->nparts == w->cap) {
 		size_t cap = w->cap ? w->cap * 2 : 64;
@@ -284,7 +239,7 @@ static int hash_on(struct up_writer *w, const char *buf, size_t len)
 		buf += n;
 		len -= n;
 		if (w->hashed == (uint64_t)(w->nparts + 1) * ps) {
-			int rc = push_part(w, ps);
+			int rc = up_w_push_part(w, ps);
 			if (rc < 0)
 				return rc;
 		}
@@ -294,7 +249,7 @@ static int hash_on(struct up_writer *w, const char *buf, size_t len)
 
 /* Hashes the spool from the hashed prefix to the end: the second read that out-of-order
  * writes cost. */
-static int hash_spool(struct up_writer *w)
+int up_w_hash_spool(struct up_writer *w)
 {
 	char *buf = malloc(HASH_BUF);
 	if (!buf)
@@ -347,7 +302,7 @@ static ssize_t part_read(void *ud, uint64_t off, void *buf, size_t len)
 
 /* A session past its hour: the server refuses its parts and complete. The bytes are all in
  * the spool, so a new session can take them again (lock held). */
-static bool session_expired(const struct up_writer *w, const struct up_error *err)
+bool up_w_session_expired(const struct up_writer *w, const struct up_error *err)
 {
 	if (err->status != 400 && err->status != 404)
 		return false;
@@ -355,7 +310,6 @@ static bool session_expired(const struct up_writer *w, const struct up_error *er
 	       (w->expires_at && (int64_t)time(NULL) >= w->expires_at);
 }
 
-static void cancel_remote(struct up_writer *w, const char *upload_id);
 
 /* An error is latched and no finish is running (lock held): the upload can no longer
  * complete, so its session is dropped now rather than left holding the server's disk until
@@ -365,7 +319,7 @@ static void abandon_locked(struct up_writer *w, char id[UP_ID_MAX])
 {
 	id[0] = '\0';
 	if (!w->finishing && w->err && up_session_writable(w->st))
-		step(w, UP_EV_FAILED, id);
+		up_w_step(w, UP_EV_FAILED, id);
 }
 
 static void part_done(void *ud, int rc, const struct up_part *part, const struct up_error *err)
@@ -381,7 +335,7 @@ static void part_done(void *ud, int rc, const struct up_part *part, const struct
 		p->sent = true;
 		w->bytes_sent += p->len;
 		journal_part(w, pc->index);
-	} else if (w->st != UP_S_CANCELLED && session_expired(w, err)) {
+	} else if (w->st != UP_S_CANCELLED && up_w_session_expired(w, err)) {
 		w->expired = true; /* not an error: finish starts a new session */
 	} else if (w->st == UP_S_EARLY && w->rescan) {
 		/* bytes under this session changed (a truncate, an overwrite), maybe under this
@@ -390,7 +344,7 @@ static void part_done(void *ud, int rc, const struct up_part *part, const struct
 	} else if (w->st != UP_S_CANCELLED) {
 		char msg[512];
 		snprintf(msg, sizeof msg, "part %zu: %.480s", pc->index + 1, err->message);
-		latch(w, rc, msg);
+		up_w_latch(w, rc, msg);
 		abandon_locked(w, drop);
 	}
 	w->inflight--;
@@ -399,12 +353,12 @@ static void part_done(void *ud, int rc, const struct up_part *part, const struct
 	EVP_MD_CTX_free(pc->md);
 	free(pc);
 	if (drop[0])
-		cancel_remote(w, drop);
+		up_w_cancel_remote(w, drop);
 }
 
 /* Hands every sealed, unqueued part to the pipeline. Called without the lock held: the
  * pipeline may block (back-pressure), and its callbacks take the lock. */
-static int send_sealed(struct up_writer *w)
+int up_w_send_sealed(struct up_writer *w)
 {
 	for (;;) {
 		pthread_mutex_lock(&w->mu);
@@ -444,7 +398,7 @@ static int send_sealed(struct up_writer *w)
 			free(pc);
 			pthread_mutex_lock(&w->mu);
 			w->inflight--;
-			latch(w, rc, "cannot queue a part");
+			up_w_latch(w, rc, "cannot queue a part");
 			pthread_mutex_unlock(&w->mu);
 			return rc;
 		}
@@ -491,7 +445,7 @@ int up_writer_write(struct up_writer *w, const void *buf, size_t len, uint64_t o
 		char msg[128];
 		snprintf(msg, sizeof msg, "the file would pass max_file_size (%llu bytes)",
 			 (unsigned long long)w->cfg.max_size);
-		latch(w, -EFBIG, msg);
+		up_w_latch(w, -EFBIG, msg);
 		rc = -EFBIG;
 	}
 	if (rc == 0 && off + len > UP_FILES_MAX && up_client_files_only(w->cfg.client)) {
@@ -500,13 +454,13 @@ int up_writer_write(struct up_writer *w, const void *buf, size_t len, uint64_t o
 			 "the server has no Uploads API, and the Files API takes at most %llu "
 			 "bytes",
 			 (unsigned long long)UP_FILES_MAX);
-		latch(w, -EFBIG, msg);
+		up_w_latch(w, -EFBIG, msg);
 		rc = -EFBIG;
 	}
 	if (rc == 0 && (rc = pwrite_all(w->fd, buf, len, off)) < 0) {
 		char msg[160];
 		snprintf(msg, sizeof msg, "writing the spool: %s", strerror(-rc));
-		latch(w, rc, msg);
+		up_w_latch(w, rc, msg);
 		/* a file that cannot be complete will never be sent: give its space back so
 		 * the other files of the mount can go on (cache_dir full) */
 		if (rc == -ENOSPC)
@@ -526,9 +480,9 @@ int up_writer_write(struct up_writer *w, const void *buf, size_t len, uint64_t o
 		abandon_locked(w, drop);
 	pthread_mutex_unlock(&w->mu);
 	if (drop[0])
-		cancel_remote(w, drop);
+		up_w_cancel_remote(w, drop);
 	if (send)
-		rc = send_sealed(w);
+		rc = up_w_send_sealed(w);
 	return rc;
 }
 
@@ -578,7 +532,7 @@ int up_writer_truncate(struct up_writer *w, uint64_t size)
 	return rc;
 }
 
-static void cancel_remote(struct up_writer *w, const char *upload_id)
+void up_w_cancel_remote(struct up_writer *w, const char *upload_id)
 {
 	struct up_upload u = {0};
 	struct up_error e;
@@ -612,8 +566,8 @@ int up_writer_announce(struct up_writer *w, uint64_t size, const char *filename,
 		memcpy(w->upload_id, up.id, UP_ID_MAX);
 		w->expires_at = up.expires_at;
 		w->announced = size;
-		set_meta(w, filename, mime_type, purpose);
-		step(w, UP_EV_ANNOUNCED, NULL); /* not closed yet: a restart cancels it */
+		up_w_set_meta(w, filename, mime_type, purpose);
+		up_w_step(w, UP_EV_ANNOUNCED, NULL); /* not closed yet: a restart cancels it */
 	}
 	w->announcing = false;
 	pthread_cond_broadcast(&w->cv);
@@ -623,12 +577,12 @@ int up_writer_announce(struct up_writer *w, uint64_t size, const char *filename,
 	if (rc < 0)
 		return rc; /* not latched: the upload will be tried again at finish */
 	if (!use)
-		cancel_remote(w, up.id);
+		up_w_cancel_remote(w, up.id);
 	up_upload_clear(&up);
-	return use ? send_sealed(w) : 0;
+	return use ? up_w_send_sealed(w) : 0;
 }
 
-static void wait_idle_locked(struct up_writer *w)
+void up_w_wait_idle(struct up_writer *w)
 {
 	while (w->inflight)
 		pthread_cond_wait(&w->cv, &w->mu);
@@ -637,283 +591,8 @@ static void wait_idle_locked(struct up_writer *w)
 int up_writer_sync(struct up_writer *w)
 {
 	pthread_mutex_lock(&w->mu);
-	wait_idle_locked(w);
+	up_w_wait_idle(w);
 	int rc = w->err;
-	pthread_mutex_unlock(&w->mu);
-	return rc;
-}
-
-/* Drops an upload begun under another name or size, or before bytes it sent changed. */
-static void restart_locked(struct up_writer *w)
-{
-	char id[UP_ID_MAX];
-	w->bytes_sent = 0;
-	for (size_t i = 0; i < w->nparts; i++)
-		w->parts[i].queued = w->parts[i].sent = false;
-	w->expired = false;
-	memcpy(id, w->upload_id, UP_ID_MAX); /* the table's cancel, done here */
-	w->upload_id[0] = '\0';
-	step(w, UP_EV_VOIDED, NULL); /* EARLY -> OPEN, SENDING -> SEALED (record rewritten) */
-	pthread_mutex_unlock(&w->mu);
-	if (id[0])
-		cancel_remote(w, id);
-	pthread_mutex_lock(&w->mu);
-}
-
-/* The upload failed for good (lock held, finishing): latched, its session dropped and its
- * record removed as the table says; the lock is released around the cancel. */
-static int fail_locked(struct up_writer *w, int rc, const char *msg)
-{
-	latch(w, rc, msg);
-	char drop[UP_ID_MAX] = "";
-	if (w->st != UP_S_FAILED && w->st != UP_S_CANCELLED && w->st != UP_S_COMPLETED)
-		step(w, UP_EV_FAILED, drop);
-	if (drop[0]) {
-		pthread_mutex_unlock(&w->mu);
-		cancel_remote(w, drop);
-		pthread_mutex_lock(&w->mu);
-	}
-	return w->err;
-}
-
-/* A Files-only server: the whole spool in one POST /files (lock not held). The Files API
- * checks no MD5, so the byte count the server reports is checked instead. */
-static int files_only_upload(struct up_writer *w, uint64_t size, const char *filename,
-			     const char *purpose, struct up_upload *out, struct up_error *err)
-{
-	if (size > UP_FILES_MAX)
-		return up_error_set(err, -EFBIG, 404,
-				    "the server has no Uploads API (404), and %llu bytes pass the "
-				    "Files API's limit of %llu",
-				    (unsigned long long)size, (unsigned long long)UP_FILES_MAX);
-	struct up_source src = {.kind = UP_SRC_FD, .len = size, .fd = w->fd, .offset = 0};
-	memset(out, 0, sizeof *out);
-	int rc = up_file_create(w->cfg.client, &src, filename, purpose, &out->file, err);
-	if (rc < 0)
-		return rc;
-	out->has_file = true;
-	out->bytes = size;
-	if (out->file.bytes != size) {
-		struct up_error e;
-		up_file_delete(w->cfg.client, out->file.id, &e);
-		return up_error_set(err, -EIO, 200, "the server stored %llu bytes of %llu",
-				    (unsigned long long)out->file.bytes,
-				    (unsigned long long)size);
-	}
-	return 0;
-}
-
-/* The close of the last writer (lock held): from here on no byte changes. Hashes what did
- * not come in order, cuts the tail part, and writes the record from which a restart
- * finishes the upload, session or not. An early upload begun under another size or name,
- * or before bytes it sent changed, is cancelled here. */
-static int seal_locked(struct up_writer *w, const char *filename, const char *mime_type,
-		       const char *purpose, struct up_error *err)
-{
-	if (!up_session_writable(w->st))
-		return 0;
-	bool was = w->finishing;
-	w->finishing = true; /* no writes while the lock is dropped below */
-	up_hasher_stop(w->md_all); /* from here on the file's MD5 is hashed inline */
-	while (w->announcing) /* its session is about to exist: use it, not a second one */
-		pthread_cond_wait(&w->cv, &w->mu);
-	wait_idle_locked(w);
-	int rc = w->err;
-	if (rc < 0) {
-		w->finishing = was;
-		return up_error_set(err, rc, 0, "%s", w->errmsg);
-	}
-	if (w->st == UP_S_EARLY &&
-	    (w->announced != w->size || w->rescan || strcmp(w->upload_name, filename) != 0))
-		restart_locked(w);
-	if (w->rescan) {
-		w->hashed = 0;
-		w->nparts = 0;
-		w->rescan = false;
-		up_hasher_reset(w->md_all);
-	}
-	if ((rc = hash_spool(w)) < 0) {
-		w->finishing = was;
-		return up_error_set(err, rc, 0, "reading the spool: %s", strerror(-rc));
-	}
-	/* the bytes the parts cover: whole parts, and a tail if one was cut already */
-	uint64_t covered = w->nparts ? (uint64_t)(w->nparts - 1) * w->cfg.part_size +
-					   w->parts[w->nparts - 1].len
-				     : 0;
-	if (w->size > covered && (rc = push_part(w, w->size - covered)) < 0) {
-		w->finishing = was;
-		return up_error_set(err, rc, 0, "out of memory");
-	}
-	if (!w->md5_known)
-		up_hasher_hex(w->md_all, w->md5);
-	w->finishing = was;
-	set_meta(w, filename, mime_type, purpose);
-	step(w, UP_EV_SEALED, NULL); /* the closed record: a restart can finish it */
-	return 0;
-}
-
-int up_writer_close(struct up_writer *w, const char *filename, const char *mime_type,
-		    const char *purpose, struct up_error *err)
-{
-	struct up_error local;
-	if (!err)
-		err = &local;
-	pthread_mutex_lock(&w->mu);
-	int rc = 0;
-	if (w->st == UP_S_CANCELLED)
-		rc = up_error_set(err, -ECANCELED, 0, "the upload was cancelled");
-	else if (!w->finishing)
-		rc = seal_locked(w, filename, mime_type, purpose, err);
-	if (rc < 0 && rc != -ECANCELED) {
-		w->finishing = true;
-		fail_locked(w, rc, err->message);
-		w->finishing = false;
-	}
-	pthread_mutex_unlock(&w->mu);
-	return rc;
-}
-
-int up_writer_finish(struct up_writer *w, const char *filename, const char *mime_type,
-		     const char *purpose, struct up_upload *out, struct up_error *err)
-{
-	pthread_mutex_lock(&w->mu);
-	if (w->st == UP_S_COMPLETED || w->finishing || w->st == UP_S_CANCELLED) {
-		int rc = w->st == UP_S_CANCELLED ? -ECANCELED : -EALREADY;
-		pthread_mutex_unlock(&w->mu);
-		return up_error_set(err, rc, 0, "the upload is already %s",
-				    rc == -ECANCELED ? "cancelled" : "finished");
-	}
-	w->finishing = true;
-	int rc = w->err;
-	if (rc < 0) {
-		up_error_set(err, rc, 0, "%s", w->errmsg);
-		goto fail;
-	}
-	if ((rc = seal_locked(w, filename, mime_type, purpose, err)) < 0)
-		goto fail;
-	if (strcmp(w->upload_name, filename) != 0) {
-		/* renamed between its close and now (-o async): the session's name is wrong */
-		set_meta(w, filename, mime_type, purpose);
-		if (w->st == UP_S_SENDING)
-			restart_locked(w);
-		else
-			journal_save(w);
-	}
-	uint64_t size = w->size;
-	/* A session that expires meanwhile is replaced, and every part sent again from the
-	 * spool: up to three sessions. */
-	for (int round = 0;; round++) {
-		if (w->expired)
-			restart_locked(w); /* SENDING -> SEALED: a new session below */
-		bool need_create = w->st == UP_S_SEALED;
-		pthread_mutex_unlock(&w->mu);
-
-		if (need_create) {
-			struct up_upload up;
-			rc = -ENOENT;
-			if (!up_client_files_only(w->cfg.client)) {
-				rc = up_upload_create(w->cfg.client, size, filename, mime_type,
-						      purpose, &up, err);
-				if (rc == -ENOENT && err && err->status == 404)
-					up_client_mark_files_only(w->cfg.client);
-			}
-			if (up_client_files_only(w->cfg.client)) {
-				rc = files_only_upload(w, size, filename, purpose, out, err);
-				pthread_mutex_lock(&w->mu);
-				if (rc < 0)
-					goto fail;
-				if (w->st == UP_S_CANCELLED) {
-					/* rm while the file went up: it goes */
-					w->finishing = false;
-					pthread_mutex_unlock(&w->mu);
-					struct up_error e;
-					up_file_delete(w->cfg.client, out->file.id, &e);
-					return up_error_set(err, -ECANCELED, 0,
-							    "the upload was cancelled");
-				}
-				w->bytes_sent = size;
-				goto completed;
-			}
-			pthread_mutex_lock(&w->mu);
-			if (rc < 0)
-				goto fail;
-			if (w->st == UP_S_CANCELLED) {
-				/* cancelled (rm) while the upload was being created */
-				w->finishing = false;
-				pthread_mutex_unlock(&w->mu);
-				cancel_remote(w, up.id);
-				up_upload_clear(&up);
-				return up_error_set(err, -ECANCELED, 0, "the upload was cancelled");
-			}
-			memcpy(w->upload_id, up.id, UP_ID_MAX);
-			w->expires_at = up.expires_at;
-			w->announced = size;
-			up_upload_clear(&up);
-			step(w, UP_EV_CREATED, NULL); /* the record names the session */
-			pthread_mutex_unlock(&w->mu);
-		}
-		rc = send_sealed(w);
-		pthread_mutex_lock(&w->mu);
-		wait_idle_locked(w);
-		if (rc == 0 && w->err)
-			rc = w->err;
-		if (w->st == UP_S_CANCELLED) {
-			/* cancelled (rm) while this ran: maybe before the upload existed, so cancel
-			 * the one made here too (cancelling twice is harmless) */
-			char id[UP_ID_MAX];
-			memcpy(id, w->upload_id, UP_ID_MAX);
-			w->finishing = false;
-			pthread_mutex_unlock(&w->mu);
-			if (id[0])
-				cancel_remote(w, id);
-			return up_error_set(err, -ECANCELED, 0, "the upload was cancelled");
-		}
-		if (rc < 0) {
-			up_error_set(err, rc, 0, "%s",
-				     w->errmsg[0] ? w->errmsg : "sending parts failed");
-			goto fail;
-		}
-		if (w->expired) {
-			if (round < 2)
-				continue;
-			rc = up_error_set(err, -ETIMEDOUT, 400,
-					  "the upload session expired three "
-					  "times");
-			goto fail;
-		}
-		size_t n = w->nparts;
-		const char **ids = calloc(n ? n : 1, sizeof *ids);
-		char md5[33], upload_id[UP_ID_MAX];
-		memcpy(md5, w->md5, sizeof md5);
-		memcpy(upload_id, w->upload_id, UP_ID_MAX);
-		for (size_t i = 0; ids && i < n; i++)
-			ids[i] = w->parts[i].id;
-		pthread_mutex_unlock(&w->mu);
-		/* the part array is stable: no writes and no parts while finishing */
-		rc = ids ? up_upload_complete(w->cfg.client, upload_id, ids, n, md5, out, err)
-			 : up_error_set(err, -ENOMEM, 0, "out of memory");
-		free(ids);
-		pthread_mutex_lock(&w->mu);
-		if (rc < 0 && round < 2 && err && session_expired(w, err)) {
-			w->expired = true;
-			continue;
-		}
-		break;
-	}
-	if (rc == 0 && !out->has_file)
-		rc = up_error_set(err, -EPROTO, 200, "complete answered without a file");
-	if (rc < 0)
-		goto fail;
-completed:
-	memcpy(w->file_id, out->file.id, UP_ID_MAX);
-	step(w, UP_EV_COMPLETED, NULL); /* the record goes */
-	w->finishing = false;
-	pthread_mutex_unlock(&w->mu);
-	return 0;
-
-fail: /* failed for good: the session cancelled, the record removed (session.c) */
-	fail_locked(w, rc, err ? err->message : "upload failed");
-	w->finishing = false;
 	pthread_mutex_unlock(&w->mu);
 	return rc;
 }
@@ -927,10 +606,10 @@ int up_writer_cancel(struct up_writer *w)
 	}
 	/* No waiting for parts in flight: they fail once the server has cancelled. */
 	char id[UP_ID_MAX];
-	step(w, UP_EV_CANCELLED, id);
+	up_w_step(w, UP_EV_CANCELLED, id);
 	pthread_mutex_unlock(&w->mu);
 	if (id[0])
-		cancel_remote(w, id);
+		up_w_cancel_remote(w, id);
 	return 0;
 }
 
@@ -973,54 +652,3 @@ bool up_writer_started(struct up_writer *w)
 	return s;
 }
 
-int up_writer_restore(const struct up_writer_config *cfg, const struct up_journal_rec *rec,
-		      struct up_writer **out)
-{
-	enum up_sstate st;
-	if (rec->part_size != cfg->part_size ||
-	    up_session_restored(rec->md5[0], rec->upload_id[0], &st) < 0)
-		return -EINVAL;
-	struct up_writer *w;
-	int rc = writer_open(cfg, rec->spool, 0, &w);
-	if (rc < 0)
-		return rc;
-	struct stat sb;
-	if (fstat(w->fd, &sb) < 0 || (uint64_t)sb.st_size != rec->size)
-		rc = -EBADMSG; /* the spool is not what the record says */
-	if (rc == 0) {
-		w->size = w->hashed = rec->size;
-		memcpy(w->md5, rec->md5, sizeof w->md5);
-		memcpy(w->replaces, rec->replaces, UP_ID_MAX);
-		w->md5_known = true;
-		w->st = st; /* the crash point the record describes: SEALED or SENDING */
-		for (size_t i = 0; rc == 0 && i < rec->nparts; i++) {
-			uint64_t off = (uint64_t)i * rec->part_size;
-			uint64_t len =
-			    rec->size - off < rec->part_size ? rec->size - off : rec->part_size;
-			if ((rc = push_part(w, len)) < 0)
-				break;
-			struct wpart *p = &w->parts[w->nparts - 1];
-			if (rec->part_ids[i][0]) {
-				memcpy(p->id, rec->part_ids[i], UP_ID_MAX);
-				p->sent = p->queued = true;
-				w->bytes_sent += len;
-			}
-		}
-	}
-	if (rc == 0 && rec->upload_id[0]) {
-		memcpy(w->upload_id, rec->upload_id, UP_ID_MAX);
-		w->expires_at = rec->expires_at;
-		w->announced = rec->size;
-		/* a session past its hour is replaced at finish */
-		w->expired = (int64_t)time(NULL) >= rec->expires_at;
-	}
-	if (rc == 0)
-		set_meta(w, rec->filename, rec->mime_type, rec->purpose);
-	if (rc < 0) {
-		w->keep = true; /* never delete a spool we could not use */
-		up_writer_free(w);
-		return rc;
-	}
-	*out = w;
-	return 0;
-}
