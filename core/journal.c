@@ -63,6 +63,36 @@ int up_journal_add_part(const char *path, const char *upload_id, size_t index,
 	return rc;
 }
 
+int up_idlist_add(struct up_idlist *l, const char *id)
+{
+	if (!id || !id[0])
+		return 0;
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->ids[i], id) == 0)
+			return 0;
+	char(*ids)[UP_ID_MAX] = realloc(l->ids, (l->n + 1) * sizeof *ids);
+	if (!ids)
+		return -ENOMEM;
+	l->ids = ids;
+	snprintf(l->ids[l->n++], UP_ID_MAX, "%s", id);
+	return 0;
+}
+
+int up_idlist_copy(struct up_idlist *dst, const struct up_idlist *src)
+{
+	for (size_t i = 0; i < src->n; i++)
+		if (up_idlist_add(dst, src->ids[i]) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
+void up_idlist_clear(struct up_idlist *l)
+{
+	free(l->ids);
+	l->ids = NULL;
+	l->n = 0;
+}
+
 int up_journal_write(const char *path, const struct up_journal_rec *r)
 {
 	json_object *o = json_object_new_object();
@@ -76,8 +106,12 @@ int up_journal_write(const char *path, const struct up_journal_rec *r)
 	json_object_object_add(o, "upload_id", json_object_new_string(r->upload_id));
 	json_object_object_add(o, "expires_at", json_object_new_int64(r->expires_at));
 	json_object_object_add(o, "md5", json_object_new_string(r->md5));
-	if (r->replaces[0])
-		json_object_object_add(o, "replaces", json_object_new_string(r->replaces));
+	if (r->replaces.n) {
+		json_object *old = json_object_new_array_ext((int)r->replaces.n);
+		for (size_t i = 0; i < r->replaces.n; i++)
+			json_object_array_add(old, json_object_new_string(r->replaces.ids[i]));
+		json_object_object_add(o, "replaces", old);
+	}
 	json_object *parts = json_object_new_array_ext((int)r->nparts);
 	for (size_t i = 0; i < r->nparts; i++)
 		json_object_array_add(parts, json_object_new_string(r->part_ids[i]));
@@ -151,18 +185,25 @@ int up_journal_read(const char *path, struct up_journal_rec *r)
 	r->purpose = dup_str(o, "purpose");
 	r->spool = dup_str(o, "spool");
 	char *id = dup_str(o, "upload_id"), *md5 = dup_str(o, "md5");
-	char *old = dup_str(o, "replaces"); /* optional: absent in records of older versions */
+	json_object *old = NULL; /* optional: absent in records of older versions */
+	bool old_ok = !json_object_object_get_ex(o, "replaces", &old) ||
+		      json_object_is_type(old, json_type_array);
+	for (size_t i = 0; old_ok && old && i < json_object_array_length(old); i++) {
+		json_object *e = json_object_array_get_idx(old, i);
+		old_ok = json_object_is_type(e, json_type_string) &&
+			 up_id_valid(json_object_get_string(e)) &&
+			 up_idlist_add(&r->replaces, json_object_get_string(e)) == 0;
+	}
 	bool ok = r->filename && r->mime_type && r->purpose && r->spool && id && md5 &&
 		  get_u64(o, "size", &r->size) && get_u64(o, "part_size", &r->part_size) &&
 		  r->part_size > 0 && get_u64(o, "expires_at", &exp) &&
 		  (!id[0] || up_id_valid(id)) && (strlen(md5) == 0 || strlen(md5) == 32) &&
-		  (!old || !old[0] || up_id_valid(old)) &&
+		  old_ok &&
 		  json_object_object_get_ex(o, "parts", &parts) &&
 		  json_object_is_type(parts, json_type_array);
 	if (ok) {
 		snprintf(r->upload_id, sizeof r->upload_id, "%s", id);
 		snprintf(r->md5, sizeof r->md5, "%s", md5);
-		snprintf(r->replaces, sizeof r->replaces, "%s", old ? old : "");
 		r->expires_at = (int64_t)exp;
 		r->nparts = json_object_array_length(parts);
 		/* the record must describe exactly the parts of its size */
@@ -170,7 +211,6 @@ int up_journal_read(const char *path, struct up_journal_rec *r)
 	}
 	free(id);
 	free(md5);
-	free(old);
 	if (ok && !(r->part_ids = calloc(r->nparts ? r->nparts : 1, sizeof *r->part_ids)))
 		ok = false;
 	for (size_t i = 0; ok && i < r->nparts; i++) {
@@ -199,5 +239,6 @@ void up_journal_rec_clear(struct up_journal_rec *r)
 	free(r->purpose);
 	free(r->spool);
 	free(r->part_ids);
+	up_idlist_clear(&r->replaces);
 	memset(r, 0, sizeof *r);
 }

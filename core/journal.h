@@ -12,6 +12,17 @@
 
 #include "uploadfs.h"
 
+/* Remote file ids: the files an upload replaces (a file renamed onto several names in
+ * turn replaces each of them). */
+struct up_idlist {
+	char (*ids)[UP_ID_MAX];
+	size_t n;
+};
+/* Adds id unless it is there or empty: 0 or -ENOMEM. */
+int up_idlist_add(struct up_idlist *l, const char *id);
+int up_idlist_copy(struct up_idlist *dst, const struct up_idlist *src);
+void up_idlist_clear(struct up_idlist *l);
+
 struct up_journal_rec {
 	char *filename;
 	char *mime_type;
@@ -22,7 +33,7 @@ struct up_journal_rec {
 	char upload_id[UP_ID_MAX]; /* "" before the session exists */
 	int64_t expires_at;
 	char md5[33]; /* "" until the file was closed */
-	char replaces[UP_ID_MAX]; /* the remote file this one replaces once complete, or "" */
+	struct up_idlist replaces; /* remote files deleted once this one is complete */
 	size_t nparts;
 	char (*part_ids)[UP_ID_MAX]; /* "" where not acknowledged */
 };

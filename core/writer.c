@@ -60,7 +60,7 @@ void up_w_journal_save(struct up_writer *w)
 	    .nparts = nparts,
 	};
 	memcpy(r.upload_id, w->upload_id, UP_ID_MAX);
-	memcpy(r.replaces, w->replaces, UP_ID_MAX);
+	r.replaces = w->replaces; /* borrowed for the write */
 	if (!up_session_writable(w->st))
 		memcpy(r.md5, w->md5, sizeof r.md5);
 	r.part_ids = calloc(nparts ? nparts : 1, sizeof *r.part_ids);
@@ -200,6 +200,7 @@ void up_writer_free(struct up_writer *w)
 	free(w->journal);
 	free(w->jmime);
 	free(w->jpurpose);
+	up_idlist_clear(&w->replaces);
 	free(w);
 }
 
@@ -509,6 +510,14 @@ int up_writer_read(struct up_writer *w, void *buf, size_t len, uint64_t off, siz
 int up_writer_truncate(struct up_writer *w, uint64_t size)
 {
 	pthread_mutex_lock(&w->mu);
+	if (w->st == UP_S_CANCELLED) {
+		/* as writes: an unlinked file can still be truncated, and nothing is sent */
+		int rc = ftruncate(w->fd, (off_t)size) < 0 ? -errno : 0;
+		if (rc == 0)
+			w->size = size;
+		pthread_mutex_unlock(&w->mu);
+		return rc;
+	}
 	int rc = w->err;
 	if (rc == 0 && (w->finishing || !up_session_writable(w->st)))
 		rc = -EPERM;
@@ -630,18 +639,26 @@ void up_writer_status(struct up_writer *w, struct up_writer_status *st)
 	st->size = w->size;
 	st->bytes_sent = w->bytes_sent;
 	memcpy(st->error, w->errmsg, sizeof st->error);
-	memcpy(st->replaces, w->replaces, UP_ID_MAX);
 	st->errnum = w->err;
 	st->sealed = !up_session_writable(w->st);
 	pthread_mutex_unlock(&w->mu);
 }
 
-void up_writer_set_replaces(struct up_writer *w, const char *file_id)
+int up_writer_add_replaces(struct up_writer *w, const char *file_id)
 {
 	pthread_mutex_lock(&w->mu);
 	/* no record now: only a closed file's record is resumed, and the close writes it */
-	snprintf(w->replaces, sizeof w->replaces, "%s", file_id ? file_id : "");
+	int rc = up_idlist_add(&w->replaces, file_id);
 	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+int up_writer_replaced(struct up_writer *w, struct up_idlist *out)
+{
+	pthread_mutex_lock(&w->mu);
+	int rc = up_idlist_copy(out, &w->replaces);
+	pthread_mutex_unlock(&w->mu);
+	return rc;
 }
 
 bool up_writer_started(struct up_writer *w)

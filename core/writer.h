@@ -43,7 +43,6 @@ struct up_writer_status {
 	uint64_t bytes_sent; /* acknowledged by the server */
 	char error[512];     /* the last error, "" when none */
 	int errnum;	     /* its errno (negative), 0 when none */
-	char replaces[UP_ID_MAX]; /* the remote file deleted once this one completes, or "" */
 	bool sealed;		  /* closed: its bytes can no longer change */
 };
 
@@ -94,9 +93,12 @@ int up_writer_sync(struct up_writer *w);
 void up_writer_status(struct up_writer *w, struct up_writer_status *st);
 bool up_writer_started(struct up_writer *w);
 
-/* The remote file this one replaces: the record written at close names it, so that a
- * restart knows it too; the caller deletes it once this upload has completed. */
-void up_writer_set_replaces(struct up_writer *w, const char *file_id);
+/* A remote file this one replaces (a name it was renamed onto, the file it truncates):
+ * the record written at close names them all, so a restart knows them too; the caller
+ * deletes them once this upload has completed. replaced copies the list (0, -ENOMEM). */
+struct up_idlist;
+int up_writer_add_replaces(struct up_writer *w, const char *file_id);
+int up_writer_replaced(struct up_writer *w, struct up_idlist *out);
 
 /* Keeps the spool file (renamed to path) instead of removing it at free. */
 int up_writer_keep_spool(struct up_writer *w, const char *path);

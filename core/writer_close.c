@@ -307,7 +307,7 @@ int up_writer_restore(const struct up_writer_config *cfg, const struct up_journa
 	if (rc == 0) {
 		w->size = w->hashed = rec->size;
 		memcpy(w->md5, rec->md5, sizeof w->md5);
-		memcpy(w->replaces, rec->replaces, UP_ID_MAX);
+		rc = up_idlist_copy(&w->replaces, &rec->replaces);
 		w->md5_known = true;
 		w->st = st; /* the crash point the record describes: SEALED or SENDING */
 		for (size_t i = 0; rc == 0 && i < rec->nparts; i++) {

@@ -5,6 +5,7 @@
 #define UP_WRITER_IMPL_H
 
 #include "hasher.h"
+#include "journal.h"
 #include "session.h"
 #include "writer.h"
 
@@ -52,7 +53,7 @@ struct up_writer {
 	char file_id[UP_ID_MAX];
 	char md5[33];
 	bool md5_known; /* restored from a journal: the spool is not hashed again */
-	char replaces[UP_ID_MAX]; /* the remote file to delete once this one completes */
+	struct up_idlist replaces; /* remote files to delete once this one completes */
 	bool keep;
 	char *journal;		/* the record's path, or NULL */
 	char *jmime, *jpurpose; /* for the record */

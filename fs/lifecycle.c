@@ -1,5 +1,6 @@
 #include "lifecycle.h"
 
+#include "journal.h"
 #include "proc.h"
 
 #include <errno.h>
@@ -172,12 +173,12 @@ static int end(struct closing *c, int rc, struct up_upload *up, double secs)
 	struct uf_node *n = c->n;
 	struct up_writer_status ws;
 	up_writer_status(c->w, &ws);
-	char old[UP_ID_MAX] = "";
+	struct up_idlist old = {0};
+	if (rc == 0)
+		up_writer_replaced(c->w, &old);
 	pthread_mutex_lock(&m->tree.mu);
 	bool gone = n->unlinked;
 	if (rc == 0 && !gone) {
-		if (ws.replaces[0] && strcmp(ws.replaces, up->file.id) != 0)
-			memcpy(old, ws.replaces, sizeof old);
 		n->remote = true;
 		n->done_epoch = m->tree.list_epoch; /* listings already under way do not know it */
 		snprintf(n->file_id, sizeof n->file_id, "%s", up->file.id);
@@ -199,16 +200,24 @@ static int end(struct closing *c, int rc, struct up_upload *up, double secs)
 	} else if (rc == 0) {
 		uf_log(m, UF_INFO, "uploaded %s (%llu bytes, %.2f s) as %s", c->path,
 		       (unsigned long long)up->file.bytes, secs, up->file.id);
-		if (old[0]) {
+		for (size_t i = 0; i < old.n; i++) {
 			struct up_error derr;
-			if (up_file_delete(m->client, old, &derr) < 0 && derr.status != 404)
+			if (strcmp(old.ids[i], up->file.id) == 0)
+				continue;
+			if (up_file_delete(m->client, old.ids[i], &derr) < 0 && derr.status != 404) {
 				uf_log(m, UF_WARN, "%s: could not delete the replaced %s: %s",
-				       c->path, old, derr.message);
-			uf_state_file_del(m->state, old);
+				       c->path, old.ids[i], derr.message);
+				continue;
+			}
+			uf_state_file_del(m->state, old.ids[i]);
+			pthread_mutex_lock(&m->tree.mu);
+			uf_tree_deleted(&m->tree, old.ids[i]);
+			uf_tree_unlock(&m->tree);
 		}
 	} else if (rc != -ECANCELED) {
 		uf_log(m, UF_ERROR, "upload of %s failed: %s", c->path, ws.error);
 	}
+	up_idlist_clear(&old);
 	up_writer_free(c->w);
 	free(c->path);
 	pthread_mutex_lock(&m->tree.mu);

@@ -1,5 +1,7 @@
 #include "listing.h"
 
+#include "journal.h"
+
 #include <stdio.h>
 #include <time.h>
 
@@ -45,7 +47,10 @@ int uf_listing_refresh(struct uf_mount *m, bool force)
 	int rc = up_files_list(m->client, NULL, &l, &err);
 	if (rc == 0) {
 		pthread_mutex_lock(&m->tree.mu);
-		uf_tree_merge(&m->tree, &l, epoch);
+		struct up_idlist hidden = {0};
+		uf_tree_replaced(&m->tree, &hidden);
+		uf_tree_merge(&m->tree, &l, epoch, &hidden);
+		up_idlist_clear(&hidden);
 		apply_state(m, m->tree.root);
 		uf_tree_unlock(&m->tree);
 		up_file_list_clear(&l);

@@ -297,7 +297,7 @@ static int setup(struct uf_mount *m)
 		return rc;
 	}
 	pthread_mutex_lock(&m->tree.mu);
-	uf_tree_merge(&m->tree, &l, ++m->tree.list_epoch);
+	uf_tree_merge(&m->tree, &l, ++m->tree.list_epoch, NULL);
 	uf_tree_unlock(&m->tree);
 	up_file_list_clear(&l);
 	return 0;
@@ -410,7 +410,8 @@ int main(int argc, char *argv[])
 	fuse_daemonize(m.cfg.foreground);
 	/* worker threads only after daemonizing (fork keeps one thread), and after SIGHUP
 	 * is blocked for them all */
-	if (uf_logger_start(&m.log) < 0 || up_async_new(m.client, m.cfg.parallel, &m.async) < 0) {
+	if (uf_logger_start(&m.log) < 0 || uf_state_start(m.state) < 0 ||
+	    up_async_new(m.client, m.cfg.parallel, &m.async) < 0) {
 		uf_log(&m, UF_ERROR, "cannot start the part pipeline");
 		fuse_session_unmount(se);
 		goto out;

@@ -3,6 +3,7 @@
 #include "names.h"
 
 #include "lifecycle.h"
+#include "journal.h"
 #include "listing.h"
 
 #include <errno.h>
@@ -29,13 +30,12 @@ void uf_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	n->pins++;
 	struct up_writer *w = uf_life_writer(n);
-	struct up_writer_status ws = {0};
-	if (w)
-		up_writer_status(w, &ws);
-	char id[UP_ID_MAX] = "", old[UP_ID_MAX] = "";
+	/* the file's remote version and every file a new version was to replace */
+	struct up_idlist gone = {0};
 	if (n->remote)
-		memcpy(id, n->file_id, UP_ID_MAX);
-	memcpy(old, ws.replaces, UP_ID_MAX);
+		up_idlist_add(&gone, n->file_id);
+	if (w)
+		up_writer_replaced(w, &gone);
 	uf_tree_unlock(&m->tree);
 
 	int rc = 0;
@@ -44,17 +44,19 @@ void uf_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (w)
 		up_writer_cancel(w);
 	up_writer_free(w);
-	for (int i = 0; i < 2; i++) {
-		const char *fid = i == 0 ? id : old;
-		if (!fid[0] || (i == 1 && strcmp(old, id) == 0))
-			continue;
+	for (size_t i = 0; i < gone.n; i++) {
+		const char *fid = gone.ids[i];
 		if (up_file_delete(m->client, fid, &err) < 0 && err.status != 404) {
 			rc = err.errnum;
 			uf_log(m, UF_ERROR, "cannot delete %s (%s): %s", name, fid, err.message);
 		} else {
 			uf_state_file_del(m->state, fid);
+			pthread_mutex_lock(&m->tree.mu);
+			uf_tree_deleted(&m->tree, fid);
+			uf_tree_unlock(&m->tree);
 		}
 	}
+	up_idlist_clear(&gone);
 	pthread_mutex_lock(&m->tree.mu);
 	if (rc == 0) {
 		n->unlinked = true;
@@ -161,6 +163,7 @@ void uf_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_
 	uf_listing_refresh(m, false);
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *n, *dst, *ndir, *wait;
+	struct up_writer *replaced = NULL;
 	int err;
 	for (;;) {
 		/* a file whose upload is being completed keeps its name until the server has
@@ -177,14 +180,18 @@ void uf_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_
 	if (!err && dst && dst != n) {
 		/* the replaced file goes once this one is complete; a replaced directory is
 		 * empty */
-		if (n->kind == UF_FILE && dst->remote && dst->file_id[0] && n->w) {
-			struct up_writer_status ws;
-			uf_life_status(n, &ws);
-			if (!ws.replaces[0])
-				up_writer_set_replaces(n->w, dst->file_id);
+		replaced = uf_life_writer(dst); /* its upload is cancelled after the unlock */
+		if (n->kind == UF_FILE && n->w) {
+			/* the name's remote file, and whatever dst itself was to replace */
+			struct up_idlist ids = {0};
+			if (dst->remote)
+				up_idlist_add(&ids, dst->file_id);
+			if (replaced)
+				up_writer_replaced(replaced, &ids);
+			for (size_t i = 0; i < ids.n; i++)
+				up_writer_add_replaces(n->w, ids.ids[i]);
+			up_idlist_clear(&ids);
 		}
-		if (dst->w)
-			up_writer_cancel(dst->w);
 		if (dst->kind == UF_DIR)
 			dir_records(m, dst, false);
 		dst->unlinked = true;
@@ -203,6 +210,10 @@ void uf_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_
 	if (go)
 		n->pins++;
 	uf_tree_unlock(&m->tree);
+	if (replaced) {
+		up_writer_cancel(replaced);
+		up_writer_free(replaced);
+	}
 	if (go) {
 		err = -uf_life_close(m, n, m->cfg.async_close);
 		if (err == ECANCELED)

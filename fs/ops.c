@@ -3,6 +3,7 @@
  * listing.h; no network request or fsync under the lock. Each rule is written down in
  * docs/SEMANTICS.md; docs/ARCHITECTURE.md maps them to these functions. */
 #include "content.h"
+#include "journal.h"
 #include "lifecycle.h"
 #include "listing.h"
 #include "names.h"
@@ -390,8 +391,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	uf_tree_unlock(&m->tree);
 }
 
-/* open for writing (tree lock held): 0, or the errno. */
-static int open_for_write(struct uf_mount *m, struct uf_node *n, bool trunc)
+/* open for writing (tree lock held): 0, or the errno. *trunc_w gets a reference to a writer
+ * the caller truncates to 0 once the lock is released. */
+static int open_for_write(struct uf_mount *m, struct uf_node *n, bool trunc,
+			  struct up_writer **trunc_w)
 {
 	uf_life_wait_idle(m, n); /* a close completing it right now: wait for its end */
 	if (!n->linked && !n->unlinked)
@@ -401,26 +404,27 @@ static int open_for_write(struct uf_mount *m, struct uf_node *n, bool trunc)
 	if (n->w && (st == UF_PENDING || st == UF_UPLOADING)) {
 		/* still being written; an early upload that O_TRUNC voids is redone at close
 		 * (and the writer stays: other handles may be using it) */
-		if (st == UF_UPLOADING || trunc) {
-			if (trunc && up_writer_truncate(n->w, 0) < 0)
-				return EIO;
+		if (st == UF_UPLOADING || trunc)
 			n->upload_on_close = true;
-		}
+		if (trunc)
+			*trunc_w = uf_life_writer(n);
 		return 0;
 	}
 	if (trunc) {
 		/* a completed, failed or cancelled file is replaced by a new upload; a
 		 * completed one is deleted once the new one is complete (the writer's journal
 		 * record says which, so a restart knows too) */
-		char old[UP_ID_MAX] = "";
-		if (n->remote && n->file_id[0])
-			memcpy(old, n->file_id, UP_ID_MAX);
-		else if (n->w && ws.replaces[0])
-			memcpy(old, ws.replaces, UP_ID_MAX); /* a failed replacement's target */
-		if (uf_life_new_writer(m, n) < 0)
+		struct up_idlist old = {0};
+		if (n->remote)
+			up_idlist_add(&old, n->file_id);
+		if (n->w) /* a failed or cancelled version's targets stay to be replaced */
+			up_writer_replaced(n->w, &old);
+		int rc = uf_life_new_writer(m, n);
+		for (size_t i = 0; rc == 0 && i < old.n; i++)
+			up_writer_add_replaces(n->w, old.ids[i]);
+		up_idlist_clear(&old);
+		if (rc < 0)
 			return EIO;
-		if (old[0])
-			up_writer_set_replaces(n->w, old);
 		n->upload_on_close = true;
 		return 0;
 	}
@@ -439,9 +443,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct uf_node *n = uf_tree_get(&m->tree, ino);
 	bool write = (fi->flags & O_ACCMODE) != O_RDONLY;
 	int err = n ? 0 : ESTALE;
+	struct up_writer *trunc_w = NULL;
 	if (!err && write) {
 		n->pins++; /* waiting below may drop the lock */
-		err = open_for_write(m, n, fi->flags & O_TRUNC);
+		err = open_for_write(m, n, fi->flags & O_TRUNC, &trunc_w);
 		n->pins--;
 	}
 	struct handle *h = err ? NULL : handle_new(req, n, fi->flags);
@@ -450,7 +455,22 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (n && err)
 		uf_tree_maybe_free(&m->tree, n);
 	uf_tree_unlock(&m->tree);
+	if (trunc_w) {
+		/* O_TRUNC of a file still being written: it starts over (the spool is not
+		 * truncated under the tree lock) */
+		if (!err && up_writer_truncate(trunc_w, 0) < 0)
+			err = EIO;
+		up_writer_free(trunc_w);
+	}
 	if (err) {
+		if (h) {
+			h->write = false; /* counted as a writer by handle_new */
+			pthread_mutex_lock(&m->tree.mu);
+			n->writers--;
+			uf_life_unpin(m, n);
+			uf_tree_unlock(&m->tree);
+			free(h);
+		}
 		fuse_reply_err(req, err);
 		return;
 	}

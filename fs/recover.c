@@ -164,20 +164,52 @@ static char *recover_one(struct uf_mount *m, const char *record)
 	return keep;
 }
 
+struct record {
+	char *path;
+	struct timespec mtime;
+};
+
+/* Newest first: two records of one name (a file copied twice, crashed twice) resolve to
+ * the newer, the older one finds its name taken and is given up. */
+static int newest_first(const void *a, const void *b)
+{
+	const struct record *x = a, *y = b;
+	if (x->mtime.tv_sec != y->mtime.tv_sec)
+		return x->mtime.tv_sec < y->mtime.tv_sec ? 1 : -1;
+	if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+		return x->mtime.tv_nsec < y->mtime.tv_nsec ? 1 : -1;
+	return strcmp(x->path, y->path);
+}
+
 void uf_recover(struct uf_mount *m)
 {
 	char **kept = NULL;
-	size_t nkept = 0;
+	size_t nkept = 0, nrec = 0;
+	struct record *recs = NULL;
 	DIR *d = opendir(m->journal_dir);
 	struct dirent *de;
 	while (d && (de = readdir(d))) {
 		size_t len = strlen(de->d_name);
 		char record[4400];
 		snprintf(record, sizeof record, "%s/%s", m->journal_dir, de->d_name);
+		struct stat sb;
 		if (up_journal_sweep_log(record) || len < 6 ||
-		    strcmp(de->d_name + len - 5, ".json") != 0)
+		    strcmp(de->d_name + len - 5, ".json") != 0 || stat(record, &sb) < 0)
 			continue;
-		char *spool = recover_one(m, record);
+		struct record *nr = realloc(recs, (nrec + 1) * sizeof *nr);
+		if (!nr || !(nr[nrec].path = strdup(record))) {
+			recs = nr ? nr : recs;
+			continue; /* left for the next mount */
+		}
+		recs = nr;
+		recs[nrec++].mtime = sb.st_mtim;
+	}
+	if (d)
+		closedir(d);
+	if (nrec)
+		qsort(recs, nrec, sizeof *recs, newest_first);
+	for (size_t i = 0; i < nrec; i++) {
+		char *spool = recover_one(m, recs[i].path);
 		char **nk = spool ? realloc(kept, (nkept + 1) * sizeof *kept) : NULL;
 		if (nk) {
 			kept = nk;
@@ -185,9 +217,9 @@ void uf_recover(struct uf_mount *m)
 		} else {
 			free(spool);
 		}
+		free(recs[i].path);
 	}
-	if (d)
-		closedir(d);
+	free(recs);
 	/* spool files no record names: files never closed, nothing promised */
 	if ((d = opendir(m->spool_dir))) {
 		while ((de = readdir(d))) {

@@ -12,9 +12,13 @@
 #include <unistd.h>
 
 struct uf_state {
-	pthread_mutex_t mu;
+	pthread_mutex_t mu; /* a leaf: taken under the tree lock, never held over the disk */
+	pthread_cond_t cv;  /* dirty, or stop */
 	char *path;
 	json_object *root; /* {"files": {id: {...}}, "dirs": {path: {...}}} */
+	bool dirty;	   /* root has changes the file has not */
+	bool stop, running;
+	pthread_t saver;
 };
 
 static json_object *section(struct uf_state *s, const char *name)
@@ -36,6 +40,7 @@ int uf_state_open(const char *path, struct uf_state **out, bool *torn)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
 	*torn = false;
 	if (access(path, F_OK) == 0) {
 		s->root = json_object_from_file(path);
@@ -56,19 +61,70 @@ int uf_state_open(const char *path, struct uf_state **out, bool *torn)
 	return 0;
 }
 
+/* The saver: writes the document (tmp + fsync + rename) after changes, outside the lock;
+ * changes made meanwhile are written by the next round, together. */
+static void *saver_main(void *arg)
+{
+	struct uf_state *s = arg;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (!s->dirty && !s->stop)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (!s->dirty)
+			break;
+		s->dirty = false;
+		size_t len;
+		const char *txt =
+		    json_object_to_json_string_length(s->root, JSON_C_TO_STRING_PLAIN, &len);
+		char *copy = malloc(len + 1);
+		if (copy)
+			memcpy(copy, txt, len + 1);
+		else
+			s->dirty = true; /* try again with the next change */
+		pthread_mutex_unlock(&s->mu);
+		if (copy)
+			up_write_file_atomic(s->path, copy, len, true);
+		free(copy);
+		pthread_mutex_lock(&s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+int uf_state_start(struct uf_state *s)
+{
+	if (pthread_create(&s->saver, NULL, saver_main, s) != 0)
+		return -EAGAIN;
+	s->running = true;
+	return 0;
+}
+
 void uf_state_close(struct uf_state *s)
 {
 	if (!s)
 		return;
+	if (s->running) { /* the last changes are written before we go */
+		pthread_mutex_lock(&s->mu);
+		s->stop = true;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->saver, NULL);
+	}
 	json_object_put(s->root);
+	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	free(s->path);
 	free(s);
 }
 
-/* Lock held. */
+/* Lock held: the change goes to the saver; before it runs (at mount), to the disk. */
 static int save(struct uf_state *s)
 {
+	if (s->running) {
+		s->dirty = true;
+		pthread_cond_broadcast(&s->cv);
+		return 0;
+	}
 	size_t len;
 	const char *txt = json_object_to_json_string_length(s->root, JSON_C_TO_STRING_PLAIN, &len);
 	return up_write_file_atomic(s->path, txt, len, true);

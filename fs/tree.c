@@ -1,5 +1,7 @@
 #include "tree.h"
 
+#include "journal.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +116,7 @@ void uf_tree_destroy(struct uf_tree *t)
 	for (size_t i = 0; i < t->ndead; i++)
 		up_writer_free(t->dead[i]);
 	free(t->dead);
+	free(t->deleted);
 	pthread_cond_destroy(&t->idle_cv);
 	pthread_mutex_destroy(&t->mu);
 }
@@ -390,11 +393,53 @@ static void mark_local(struct uf_tree *t, struct uf_node *dir)
 	}
 }
 
-void uf_tree_merge(struct uf_tree *t, const struct up_file_list *l, uint64_t epoch)
+static bool listed_in(const struct up_idlist *l, const char *id)
+{
+	for (size_t i = 0; l && i < l->n; i++)
+		if (strcmp(l->ids[i], id) == 0)
+			return true;
+	return false;
+}
+
+void uf_tree_deleted(struct uf_tree *t, const char *id)
+{
+	struct uf_deleted *d = realloc(t->deleted, (t->ndeleted + 1) * sizeof *d);
+	if (!d)
+		return; /* a ghost until the next listing, at worst */
+	t->deleted = d;
+	snprintf(d[t->ndeleted].id, UP_ID_MAX, "%s", id);
+	d[t->ndeleted++].epoch = t->list_epoch;
+}
+
+/* Deleted by this mount after the listing of epoch went out: the listing may hold it. */
+static bool deleted_since(struct uf_tree *t, const char *id, uint64_t epoch)
+{
+	for (size_t i = 0; i < t->ndeleted; i++)
+		if (t->deleted[i].epoch >= epoch && strcmp(t->deleted[i].id, id) == 0)
+			return true;
+	return false;
+}
+
+void uf_tree_merge(struct uf_tree *t, const struct up_file_list *l, uint64_t epoch,
+		   const struct up_idlist *hidden)
 {
 	t->gen++;
 	mark_local(t, t->root);
 	for (size_t i = 0; i < l->n; i++)
-		merge_one(t, &l->files[i]);
+		if (!listed_in(hidden, l->files[i].id) && !deleted_since(t, l->files[i].id, epoch))
+			merge_one(t, &l->files[i]);
 	sweep(t, t->root, epoch);
+	/* deletes before this listing went out are in it already */
+	size_t k = 0;
+	for (size_t i = 0; i < t->ndeleted; i++)
+		if (t->deleted[i].epoch >= epoch)
+			t->deleted[k++] = t->deleted[i];
+	t->ndeleted = k;
+}
+
+void uf_tree_replaced(struct uf_tree *t, struct up_idlist *out)
+{
+	for (size_t i = 0; i < t->ninodes; i++)
+		if (t->inodes[i] && t->inodes[i]->w)
+			up_writer_replaced(t->inodes[i]->w, out);
 }

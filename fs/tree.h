@@ -72,6 +72,11 @@ struct uf_tree {
 	pthread_cond_t idle_cv; /* a node's finishing ended */
 	struct up_writer **dead; /* writers of freed nodes, freed after the unlock */
 	size_t ndead, capdead;
+	struct uf_deleted { /* files this mount deleted while a listing may still hold them */
+		char id[UP_ID_MAX];
+		uint64_t epoch; /* list_epoch at the delete */
+	} *deleted;
+	size_t ndeleted;
 	struct uf_node *root;
 	struct uf_node **inodes; /* by ino; NULL once forgotten */
 	size_t ninodes, capinodes;
@@ -108,7 +113,15 @@ void uf_tree_stat(const struct uf_node *n, struct stat *st);
 struct uf_node *uf_tree_place(struct uf_tree *t, const char *path);
 
 /* Merges the remote listing (newest first) whose request went out at epoch (the value
- * uf_tree->list_epoch was bumped to). Files completed since are kept: it cannot know them. */
-void uf_tree_merge(struct uf_tree *t, const struct up_file_list *l, uint64_t epoch);
+ * uf_tree->list_epoch was bumped to). Files completed since are kept: it cannot know them.
+ * Files in hidden (ids a new version replaces once it completes) are left out: their
+ * names belong to the new version. */
+struct up_idlist;
+void uf_tree_merge(struct uf_tree *t, const struct up_file_list *l, uint64_t epoch,
+		   const struct up_idlist *hidden);
+/* This mount deleted file id: listings already under way leave it out (tree lock held). */
+void uf_tree_deleted(struct uf_tree *t, const char *id);
+/* The ids every file being written replaces (tree lock held). */
+void uf_tree_replaced(struct uf_tree *t, struct up_idlist *out);
 
 #endif
