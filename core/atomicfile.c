@@ -3,7 +3,25 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
+
+/* The rename itself is durable only once the directory is: fsync it too. */
+static int sync_dir(const char *path)
+{
+	char dir[4200];
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else if (snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path) >= (int)sizeof dir)
+		return -ENAMETOOLONG;
+	int fd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = fsync(fd) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
 
 int up_write_file_atomic(const char *path, const void *data, size_t len, bool sync)
 {
@@ -29,5 +47,7 @@ int up_write_file_atomic(const char *path, const void *data, size_t len, bool sy
 		rc = -errno;
 	if (rc < 0)
 		unlink(tmp);
+	else if (sync)
+		rc = sync_dir(path);
 	return rc;
 }

@@ -1,5 +1,6 @@
 /* atomicfile: replacing a file so that readers, and a crash, see the old or the new
- * contents, never a torn mix: write a temporary beside it, optionally fsync, rename. */
+ * contents, never a torn mix: write a temporary beside it, optionally fsync, rename (and
+ * then fsync the directory, so the rename itself survives a power cut). */
 #ifndef UP_ATOMICFILE_H
 #define UP_ATOMICFILE_H
 
