@@ -1,6 +1,7 @@
 /* uploadfs: mount an OpenAI-compatible Uploads API; every file written in the mount becomes
  * an upload. main is the sequence: parse, connect, mount, daemonize, loop. */
 #include "mount.h"
+#include "meta.h"
 #include "parse.h"
 #include "recover.h"
 #include "statuscmd.h"

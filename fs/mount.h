@@ -75,10 +75,5 @@ void uf_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
 void uf_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void uf_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
-/* Shared by ops and xattrs (tree lock held): the purpose and mime type a file's upload
- * gets — its own xattr, else its nearest directory's, else the mount's default. */
-const char *uf_effective_purpose(struct uf_mount *m, const struct uf_node *n);
-const char *uf_effective_mime(const struct uf_node *n, char *buf, size_t len);
-bool uf_purpose_valid(const char *p);
 
 #endif

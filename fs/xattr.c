@@ -1,6 +1,7 @@
 /* Extended attributes: user.purpose and user.mime_type (writable until the upload starts;
  * on a directory, the default below it), and the read-only user.upload.* status. */
 #include "lifecycle.h"
+#include "meta.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -8,71 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/xattr.h>
-
-static const char *const purposes[] = {"assistants", "batch",	  "fine-tune",
-				       "vision",     "user_data", "evals"};
-
-bool uf_purpose_valid(const char *p)
-{
-	for (size_t i = 0; i < sizeof purposes / sizeof purposes[0]; i++)
-		if (strcmp(p, purposes[i]) == 0)
-			return true;
-	return false;
-}
-
-const char *uf_effective_purpose(struct uf_mount *m, const struct uf_node *n)
-{
-	for (const struct uf_node *p = n; p; p = p->parent)
-		if (p->x_purpose)
-			return p->x_purpose;
-	return m->cfg.purpose;
-}
-
-static const struct {
-	const char *ext, *mime;
-} mimes[] = {
-    {"jsonl", "application/jsonl"},
-    {"json", "application/json"},
-    {"txt", "text/plain"},
-    {"csv", "text/csv"},
-    {"tsv", "text/tab-separated-values"},
-    {"md", "text/markdown"},
-    {"html", "text/html"},
-    {"htm", "text/html"},
-    {"xml", "application/xml"},
-    {"pdf", "application/pdf"},
-    {"png", "image/png"},
-    {"jpg", "image/jpeg"},
-    {"jpeg", "image/jpeg"},
-    {"gif", "image/gif"},
-    {"webp", "image/webp"},
-    {"py", "text/x-python"},
-    {"c", "text/x-c"},
-    {"js", "text/javascript"},
-    {"ts", "application/typescript"},
-    {"docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"},
-    {"pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation"},
-    {"zip", "application/zip"},
-    {"tar", "application/x-tar"},
-    {"mp3", "audio/mpeg"},
-    {"wav", "audio/wav"},
-};
-
-const char *uf_effective_mime(const struct uf_node *n, char *buf, size_t len)
-{
-	for (const struct uf_node *p = n; p; p = p->parent)
-		if (p->x_mime) {
-			snprintf(buf, len, "%s", p->x_mime);
-			return buf;
-		}
-	const char *dot = strrchr(n->name, '.');
-	const char *mime = "application/octet-stream";
-	for (size_t i = 0; dot && dot != n->name && i < sizeof mimes / sizeof mimes[0]; i++)
-		if (strcasecmp(dot + 1, mimes[i].ext) == 0)
-			mime = mimes[i].mime;
-	snprintf(buf, len, "%s", mime);
-	return buf;
-}
 
 static struct uf_mount *M(fuse_req_t req)
 {

@@ -1,0 +1,14 @@
+/* meta: the purpose and MIME type a file's upload gets — its own user.purpose /
+ * user.mime_type, else its nearest directory's, else the mount's default (the MIME type
+ * from the name's extension) — and which purposes exist. */
+#ifndef UF_META_H
+#define UF_META_H
+
+#include "mount.h"
+
+/* Tree lock held for both. */
+const char *uf_effective_purpose(struct uf_mount *m, const struct uf_node *n);
+const char *uf_effective_mime(const struct uf_node *n, char *buf, size_t len);
+bool uf_purpose_valid(const char *p);
+
+#endif
