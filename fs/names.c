@@ -203,7 +203,9 @@ void uf_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_
 		err = -uf_tree_move(&m->tree, n, ndir, newname);
 		if (n->kind == UF_DIR)
 			dir_records(m, n, true);
-		n->rsync_temp = false; /* its final name */
+		/* its final name; but rsync --delay-updates first gathers its files in
+		 * ".~tmp~/" and moves them to their names at the end */
+		n->rsync_temp = n->rsync_temp && strcmp(ndir->name, ".~tmp~") == 0;
 	}
 	/* a closed temporary file that now has its final name goes up now */
 	bool go = !err && n->kind == UF_FILE && n->writers == 0 && uf_life_due(n);

@@ -105,9 +105,55 @@ static bool maps_writable(pid_t tgid, const char *path)
 	return found;
 }
 
+/* At most this many processes are looked at below one: a descriptor is shared by fork,
+ * so whoever else holds the opener's file is almost always its child or grandchild. */
+#define DESCENDANTS_MAX 256
+
+/* Calls fn for each child of process pid (every thread's children); stops when fn says. */
+static bool any_child(pid_t pid, bool (*fn)(pid_t child, void *ud), void *ud)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return false;
+	bool hit = false;
+	struct dirent *de;
+	while (!hit && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char name[96];
+		snprintf(name, sizeof name, "/proc/%d/task/%.20s/children", (int)pid, de->d_name);
+		FILE *f = fopen(name, "re");
+		int child;
+		while (f && !hit && fscanf(f, "%d", &child) == 1)
+			hit = fn((pid_t)child, ud);
+		if (f)
+			fclose(f);
+	}
+	closedir(d);
+	return hit;
+}
+
+struct walk {
+	const char *path;
+	unsigned seen;
+};
+
+static bool child_writes(pid_t child, void *ud)
+{
+	struct walk *wk = ud;
+	if (++wk->seen > DESCENDANTS_MAX)
+		return false;
+	return fd_writes(child, wk->path) || maps_writable(child, wk->path) ||
+	       any_child(child, child_writes, wk);
+}
+
 bool uf_proc_can_write(pid_t tgid, const char *path)
 {
-	return fd_writes(tgid, path) || maps_writable(tgid, path);
+	struct walk wk = {.path = path};
+	return fd_writes(tgid, path) || maps_writable(tgid, path) ||
+	       any_child(tgid, child_writes, &wk);
 }
 
 bool uf_proc_is(pid_t pid, const char *comm)

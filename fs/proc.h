@@ -11,9 +11,10 @@
 /* The thread group (process) of a thread id, as FUSE gives the caller's; pid if unknown. */
 pid_t uf_proc_tgid(pid_t pid);
 
-/* Whether process tgid can still write the file at path (absolute, in the mount): a
- * descriptor open for writing on it, or a shared writable mapping of it. /proc/PID/fd,
- * fdinfo and maps never call into FUSE. */
+/* Whether process tgid, or one of its descendants (a forked job holds the descriptors it
+ * inherited), can still write the file at path (absolute, in the mount): a descriptor open
+ * for writing on it, or a shared writable mapping of it. /proc/PID/fd, fdinfo, maps and
+ * task/TID/children never call into FUSE. */
 bool uf_proc_can_write(pid_t tgid, const char *path);
 
 /* Whether process pid's command name (/proc/PID/comm) is comm. */

@@ -39,7 +39,7 @@ run_suite() { # NAME BUILD_DIR
 	cat "$dir"/meson-logs/testlog.txt >"$log/$name-unit.txt"
 	count_tap "$log/$name-unit.txt"
 	echo "== $name: bats"
-	UPLOADFS_BUILD=$top/$dir bats --tap tests/server tests/core tests/fs tests/reliability tests/packaging >"$log/$name-bats.txt" 2>&1
+	UPLOADFS_BUILD=$top/$dir bats --tap tests/server tests/core tests/fs tests/scenarios tests/reliability tests/packaging >"$log/$name-bats.txt" 2>&1
 	grep -E '^not ok' -A 15 "$log/$name-bats.txt" | head -n 200
 	count_tap "$log/$name-bats.txt"
 }
