@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-int uf_life_new_writer(struct uf_mount *m, struct uf_node *n)
+int uf_life_make_writer(struct uf_mount *m, struct up_writer **out)
 {
 	/* unique across restarts too: the journal of an earlier run may still name a spool */
 	char name[96], path[4200], journal[4300];
@@ -26,17 +26,18 @@ int uf_life_new_writer(struct uf_mount *m, struct uf_node *n)
 				      .part_size = m->cfg.part_size,
 				      .max_size = m->cfg.max_file_size,
 				      .journal_path = journal};
-	struct up_writer *w;
-	int rc = up_writer_new(&wc, &w);
-	if (rc < 0) {
+	int rc = up_writer_new(&wc, out);
+	if (rc < 0)
 		uf_log(m, UF_ERROR, "cannot create a spool file in %s: %s", m->spool_dir,
 		       strerror(-rc));
-		return rc;
-	}
+	return rc;
+}
+
+void uf_life_set_writer(struct uf_mount *m, struct uf_node *n, struct up_writer *w)
+{
 	uf_tree_drop_writer(&m->tree, n);
 	n->w = w;
 	clock_gettime(CLOCK_MONOTONIC, &n->started);
-	return 0;
 }
 
 struct up_writer *uf_life_writer(struct uf_node *n)

@@ -6,8 +6,10 @@
 
 #include "mount.h"
 
-/* Gives n a new writer (a new spool, an empty file): tree lock held. */
-int uf_life_new_writer(struct uf_mount *m, struct uf_node *n);
+/* A new writer on a new spool file (an empty file), made without the tree lock (it
+ * creates a file); set_writer gives it to n (tree lock held; n's old one goes). */
+int uf_life_make_writer(struct uf_mount *m, struct up_writer **out);
+void uf_life_set_writer(struct uf_mount *m, struct uf_node *n, struct up_writer *w);
 
 /* A reference to n's writer for use after the unlock, or NULL (tree lock held). The caller
  * drops it with up_writer_free, with no lock held. */

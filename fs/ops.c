@@ -347,6 +347,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	    (uf_proc_source_size(pid, name, m->cfg.part_size, &hint) < 0 ||
 	     hint > m->cfg.max_file_size))
 		hint = 0;
+	struct up_writer *w = NULL; /* its spool is made before the tree lock is taken */
+	if (uf_life_make_writer(m, &w) < 0) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *dir = uf_tree_get(&m->tree, parent), *n = NULL;
 	struct handle *h = NULL;
@@ -356,9 +361,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 					     : 0;
 	if (!err && !(n = uf_tree_new(&m->tree, dir, name, UF_FILE, mode)))
 		err = ENOMEM;
-	if (!err && uf_life_new_writer(m, n) < 0) {
-		uf_tree_unlink(&m->tree, n);
-		err = EIO;
+	if (!err) {
+		uf_life_set_writer(m, n, w);
+		w = NULL;
 	}
 	if (!err && !(h = handle_new(req, n, fi->flags))) {
 		uf_tree_unlink(&m->tree, n);
@@ -366,6 +371,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	if (err) {
 		uf_tree_unlock(&m->tree);
+		up_writer_free(w); /* never given to a node: its spool goes */
 		fuse_reply_err(req, err);
 		return;
 	}
@@ -394,7 +400,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 /* open for writing (tree lock held): 0, or the errno. *trunc_w gets a reference to a writer
  * the caller truncates to 0 once the lock is released. */
 static int open_for_write(struct uf_mount *m, struct uf_node *n, bool trunc,
-			  struct up_writer **trunc_w)
+			  struct up_writer **trunc_w, struct up_writer **fresh)
 {
 	uf_life_wait_idle(m, n); /* a close completing it right now: wait for its end */
 	if (!n->linked && !n->unlinked)
@@ -419,12 +425,15 @@ static int open_for_write(struct uf_mount *m, struct uf_node *n, bool trunc,
 			up_idlist_add(&old, n->file_id);
 		if (n->w) /* a failed or cancelled version's targets stay to be replaced */
 			up_writer_replaced(n->w, &old);
-		int rc = uf_life_new_writer(m, n);
-		for (size_t i = 0; rc == 0 && i < old.n; i++)
+		if (!*fresh) {
+			up_idlist_clear(&old);
+			return EIO; /* no spool could be made */
+		}
+		uf_life_set_writer(m, n, *fresh);
+		*fresh = NULL;
+		for (size_t i = 0; i < old.n; i++)
 			up_writer_add_replaces(n->w, old.ids[i]);
 		up_idlist_clear(&old);
-		if (rc < 0)
-			return EIO;
 		n->upload_on_close = true;
 		return 0;
 	}
@@ -439,6 +448,12 @@ static int open_for_write(struct uf_mount *m, struct uf_node *n, bool trunc,
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct uf_mount *m = M(req);
+	/* O_TRUNC may replace a completed file: the new version's spool is made first,
+	 * without the tree lock, and dropped if it is not needed */
+	struct up_writer *fresh = NULL;
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && (fi->flags & O_TRUNC) &&
+	    uf_life_make_writer(m, &fresh) < 0)
+		fresh = NULL;
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *n = uf_tree_get(&m->tree, ino);
 	bool write = (fi->flags & O_ACCMODE) != O_RDONLY;
@@ -446,7 +461,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct up_writer *trunc_w = NULL;
 	if (!err && write) {
 		n->pins++; /* waiting below may drop the lock */
-		err = open_for_write(m, n, fi->flags & O_TRUNC, &trunc_w);
+		err = open_for_write(m, n, fi->flags & O_TRUNC, &trunc_w, &fresh);
 		n->pins--;
 	}
 	struct handle *h = err ? NULL : handle_new(req, n, fi->flags);
@@ -455,6 +470,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (n && err)
 		uf_tree_maybe_free(&m->tree, n);
 	uf_tree_unlock(&m->tree);
+	up_writer_free(fresh); /* made for a replacement that was not needed */
 	if (trunc_w) {
 		/* O_TRUNC of a file still being written: it starts over (the spool is not
 		 * truncated under the tree lock) */
