@@ -166,16 +166,24 @@ PY
 	fs_setup
 	mount_fs -o part_size=1M
 	python3 - "$MNT/m.bin" "$BATS_TEST_TMPDIR/src" <<'PY'
-import mmap, os, sys
+import ctypes, ctypes.util, os, sys
+# libc's mmap, not Python's module: that one keeps a dup of the descriptor
+libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+libc.msync.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 path, src = sys.argv[1:3]
 data = open(src, "rb").read()
 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
 os.ftruncate(fd, len(data))
-mm = mmap.mmap(fd, len(data), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+addr = libc.mmap(None, len(data), 3, 1, fd, 0)  # PROT_READ|PROT_WRITE, MAP_SHARED
+assert addr not in (None, ctypes.c_void_p(-1).value), "mmap failed"
 os.close(fd)                 # legal: the mapping keeps the file
-mm[:] = data
-mm.flush()
-mm.close()
+ctypes.memmove(addr, data, len(data))
+assert libc.msync(ctypes.c_void_p(addr), len(data), 4) == 0, ctypes.get_errno()  # MS_SYNC
+assert libc.munmap(ctypes.c_void_p(addr), len(data)) == 0, ctypes.get_errno()
 PY
 	wait_remote m.bin
 	[ "$(remote_md5 m.bin)" = "$(md5_of "$BATS_TEST_TMPDIR/src")" ]
