@@ -1001,7 +1001,7 @@ PY
 	up
 	rand $((3 * MiB + 4097)) e.bin
 	run python3 - "$SRC/e.bin" "$MNT" <<'PY'
-import os, sys
+import os, sys, time
 src, mnt = sys.argv[1:]
 dst = mnt + "/e.bin"
 s = os.open(src, os.O_RDONLY)  # cp's pattern: the source is open, at offset 0
@@ -1012,8 +1012,14 @@ while chunk := os.read(s, 131072):
     os.write(w, chunk)
     done += len(chunk)
     if status is None and done >= size // 2:
-        status = os.getxattr(dst, "user.upload.status").decode()
-        os.getxattr(mnt, "user.uploadfs.status")
+        # the early upload is created right after create() returned: its answer may
+        # come after half the bytes on a slow build (ASan); wait for it, reading
+        for _ in range(100):
+            status = os.getxattr(dst, "user.upload.status").decode()
+            os.getxattr(mnt, "user.uploadfs.status")
+            if status == "uploading":
+                break
+            time.sleep(0.05)
 print("mid-write status:", status)
 os.close(w)
 print("close: 0")
