@@ -124,6 +124,21 @@ static int seal_locked(struct up_writer *w, const char *filename, const char *mi
 	return 0;
 }
 
+/* rm came while finish talked to the server (lock held; released here): what finish made
+ * there goes too, the file (Files API) or the session, and finish ends ECANCELED. */
+static int cancelled_meanwhile(struct up_writer *w, const char *file_id, const char *upload_id,
+			       struct up_error *err)
+{
+	w->finishing = false;
+	pthread_mutex_unlock(&w->mu);
+	struct up_error e;
+	if (file_id && file_id[0])
+		up_file_delete(w->cfg.client, file_id, &e);
+	if (upload_id && upload_id[0])
+		up_w_cancel_remote(w, upload_id);
+	return up_error_set(err, -ECANCELED, 0, "the upload was cancelled");
+}
+
 int up_writer_close(struct up_writer *w, const char *filename, const char *mime_type,
 		    const char *purpose, struct up_error *err)
 {
@@ -194,28 +209,18 @@ int up_writer_finish(struct up_writer *w, const char *filename, const char *mime
 				pthread_mutex_lock(&w->mu);
 				if (rc < 0)
 					goto fail;
-				if (w->st == UP_S_CANCELLED) {
-					/* rm while the file went up: it goes */
-					w->finishing = false;
-					pthread_mutex_unlock(&w->mu);
-					struct up_error e;
-					up_file_delete(w->cfg.client, out->file.id, &e);
-					return up_error_set(err, -ECANCELED, 0,
-							    "the upload was cancelled");
-				}
+				if (w->st == UP_S_CANCELLED) /* rm while the file went up */
+					return cancelled_meanwhile(w, out->file.id, NULL, err);
 				w->bytes_sent = size;
 				goto completed;
 			}
 			pthread_mutex_lock(&w->mu);
 			if (rc < 0)
 				goto fail;
-			if (w->st == UP_S_CANCELLED) {
-				/* cancelled (rm) while the upload was being created */
-				w->finishing = false;
-				pthread_mutex_unlock(&w->mu);
-				up_w_cancel_remote(w, up.id);
+			if (w->st == UP_S_CANCELLED) { /* rm while the session was created */
+				rc = cancelled_meanwhile(w, NULL, up.id, err);
 				up_upload_clear(&up);
-				return up_error_set(err, -ECANCELED, 0, "the upload was cancelled");
+				return rc;
 			}
 			memcpy(w->upload_id, up.id, UP_ID_MAX);
 			w->expires_at = up.expires_at;
@@ -230,15 +235,11 @@ int up_writer_finish(struct up_writer *w, const char *filename, const char *mime
 		if (rc == 0 && w->err)
 			rc = w->err;
 		if (w->st == UP_S_CANCELLED) {
-			/* cancelled (rm) while this ran: maybe before the upload existed, so cancel
+			/* rm while the parts went up: maybe before the session existed, so cancel
 			 * the one made here too (cancelling twice is harmless) */
 			char id[UP_ID_MAX];
 			memcpy(id, w->upload_id, UP_ID_MAX);
-			w->finishing = false;
-			pthread_mutex_unlock(&w->mu);
-			if (id[0])
-				up_w_cancel_remote(w, id);
-			return up_error_set(err, -ECANCELED, 0, "the upload was cancelled");
+			return cancelled_meanwhile(w, NULL, id, err);
 		}
 		if (rc < 0) {
 			up_error_set(err, rc, 0, "%s",

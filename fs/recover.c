@@ -38,12 +38,39 @@ int uf_recover_lock(struct uf_mount *m)
 	return 0;
 }
 
-static bool in_list(char **list, size_t n, const char *s)
+/* A list of strings: the spools recovery keeps, the names it resumed. */
+struct strs {
+	char **v;
+	size_t n;
+};
+
+static bool strs_has(const struct strs *l, const char *s)
 {
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(list[i], s) == 0)
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], s) == 0)
 			return true;
 	return false;
+}
+
+/* Takes s (malloc'd, may be NULL); false if it could not be kept (then it is freed). */
+static bool strs_take(struct strs *l, char *s)
+{
+	char **v = s ? realloc(l->v, (l->n + 1) * sizeof *v) : NULL;
+	if (!v) {
+		free(s);
+		return false;
+	}
+	l->v = v;
+	l->v[l->n++] = s;
+	return true;
+}
+
+static void strs_clear(struct strs *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	*l = (struct strs){0};
 }
 
 /* A record that can no longer be finished: its session is cancelled, its spool kept in
@@ -88,8 +115,9 @@ static struct uf_node *place(struct uf_mount *m, const char *path)
 	return d && d->kind == UF_FILE && !d->w && !d->finishing ? d : NULL;
 }
 
-/* Resumes one journal record; returns the spool it keeps, or NULL. */
-static char *recover_one(struct uf_mount *m, const char *record)
+/* Resumes one journal record; returns the spool it keeps, or NULL. Records come newest
+ * first: one whose name a newer record resumed (in resumed) is given up. */
+static char *recover_one(struct uf_mount *m, const char *record, struct strs *resumed)
 {
 	struct up_journal_rec r;
 	if (up_journal_read(record, &r) < 0) {
@@ -133,6 +161,13 @@ static char *recover_one(struct uf_mount *m, const char *record)
 		up_journal_rec_clear(&r);
 		return NULL;
 	}
+	if (strs_has(resumed, r.filename)) {
+		up_writer_keep_spool(w, r.spool); /* give_up moves it */
+		up_writer_free(w);
+		give_up(m, record, &r, "a newer version of it was closed after it");
+		up_journal_rec_clear(&r);
+		return NULL;
+	}
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *n = place(m, r.filename);
 	if (n) {
@@ -155,6 +190,7 @@ static char *recover_one(struct uf_mount *m, const char *record)
 	}
 	uf_log(m, UF_INFO, "resuming the upload of %s (%llu bytes)", r.filename,
 	       (unsigned long long)r.size);
+	strs_take(resumed, strdup(r.filename));
 	uf_life_close(m, n, true);
 	pthread_mutex_lock(&m->tree.mu);
 	uf_life_unpin(m, n);
@@ -169,8 +205,8 @@ struct record {
 	struct timespec mtime;
 };
 
-/* Newest first: two records of one name (a file copied twice, crashed twice) resolve to
- * the newer, the older one finds its name taken and is given up. */
+/* Newest first: of two records of one name (a file copied twice, crashed twice) the newer
+ * is resumed, the older given up. */
 static int newest_first(const void *a, const void *b)
 {
 	const struct record *x = a, *y = b;
@@ -183,8 +219,8 @@ static int newest_first(const void *a, const void *b)
 
 void uf_recover(struct uf_mount *m)
 {
-	char **kept = NULL;
-	size_t nkept = 0, nrec = 0;
+	struct strs kept = {0}, resumed = {0};
+	size_t nrec = 0;
 	struct record *recs = NULL;
 	DIR *d = opendir(m->journal_dir);
 	struct dirent *de;
@@ -209,14 +245,7 @@ void uf_recover(struct uf_mount *m)
 	if (nrec)
 		qsort(recs, nrec, sizeof *recs, newest_first);
 	for (size_t i = 0; i < nrec; i++) {
-		char *spool = recover_one(m, recs[i].path);
-		char **nk = spool ? realloc(kept, (nkept + 1) * sizeof *kept) : NULL;
-		if (nk) {
-			kept = nk;
-			kept[nkept++] = spool;
-		} else {
-			free(spool);
-		}
+		strs_take(&kept, recover_one(m, recs[i].path, &resumed));
 		free(recs[i].path);
 	}
 	free(recs);
@@ -225,12 +254,11 @@ void uf_recover(struct uf_mount *m)
 		while ((de = readdir(d))) {
 			char path[4400];
 			snprintf(path, sizeof path, "%s/%s", m->spool_dir, de->d_name);
-			if (de->d_name[0] != '.' && !in_list(kept, nkept, path))
+			if (de->d_name[0] != '.' && !strs_has(&kept, path))
 				unlink(path);
 		}
 		closedir(d);
 	}
-	for (size_t i = 0; i < nkept; i++)
-		free(kept[i]);
-	free(kept);
+	strs_clear(&kept);
+	strs_clear(&resumed);
 }

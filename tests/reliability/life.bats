@@ -352,3 +352,43 @@ except OSError as e:
 	[ -d "$MNT/e/inner" ]
 	[ ! -e "$MNT/d" ]
 }
+
+# write_record CACHE REC NAME SPOOL [SIZE]: a journal record of a closed file, no session,
+# for the spool SPOOL (under CACHE/spool); SIZE overrides the spool's size in the record
+write_record() {
+	local cache=$1 rec=$2 name=$3 spool=$4 size md5 parts
+	size=${5:-$(stat -c %s "$cache/spool/$spool")}
+	md5=$(md5_of "$cache/spool/$spool")
+	parts=$(python3 -c "import json,sys; print(json.dumps(['']*max(0,-(-$size//8388608))))")
+	printf '{"version":1,"filename":"%s","mime_type":"text/plain","purpose":"assistants","spool":"%s","size":%s,"part_size":8388608,"upload_id":"","expires_at":0,"md5":"%s","parts":%s}' \
+		"$name" "$cache/spool/$spool" "$size" "$md5" "$parts" >"$cache/journal/$rec.json"
+}
+
+@test "recovery: of two records of one name the newer wins; one that cannot be finished is reported, its bytes kept" {
+	FS_ALLOW='cannot finish the upload of'
+	fs_setup
+	CACHE=$BATS_TEST_TMPDIR/cache
+	mkdir -p "$CACHE/journal" "$CACHE/spool"
+	echo older >"$CACHE/spool/s1"
+	echo newer >"$CACHE/spool/s2"
+	echo damaged >"$CACHE/spool/s3"
+	write_record "$CACHE" old n.txt s1
+	write_record "$CACHE" new n.txt s2
+	write_record "$CACHE" bad b.txt s3 100 # the spool is not the size the record says
+	touch -d '1 minute ago' "$CACHE/journal/old.json"
+	mount_fs
+	wait_remote n.txt "$(printf 'newer\n' | md5sum | cut -d' ' -f1)"
+	umount_fs
+	[ "$(remote_count)" = 1 ]
+	grep -q 'cannot finish the upload of n.txt: a newer version' "$BATS_TEST_TMPDIR/fs.log"
+	grep -q 'cannot finish the upload of b.txt: its spool file is not' "$BATS_TEST_TMPDIR/fs.log"
+	[ "$(cat "$CACHE/lost+found/s1")" = older ]
+	[ "$(cat "$CACHE/lost+found/s3")" = damaged ]
+	[ -z "$(ls "$CACHE/journal")" ]
+	[ -z "$(ls "$CACHE/spool")" ]
+	# reported once: the next mount says nothing
+	: >"$BATS_TEST_TMPDIR/fs.log"
+	mount_fs
+	umount_fs
+	! grep -qE 'error|warning' "$BATS_TEST_TMPDIR/fs.log"
+}
