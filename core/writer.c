@@ -660,12 +660,3 @@ int up_writer_replaced(struct up_writer *w, struct up_idlist *out)
 	pthread_mutex_unlock(&w->mu);
 	return rc;
 }
-
-bool up_writer_started(struct up_writer *w)
-{
-	pthread_mutex_lock(&w->mu);
-	bool s = w->st != UP_S_OPEN || w->finishing;
-	pthread_mutex_unlock(&w->mu);
-	return s;
-}
-

@@ -91,7 +91,6 @@ int up_writer_cancel(struct up_writer *w);
 int up_writer_sync(struct up_writer *w);
 
 void up_writer_status(struct up_writer *w, struct up_writer_status *st);
-bool up_writer_started(struct up_writer *w);
 
 /* A remote file this one replaces (a name it was renamed onto, the file it truncates):
  * the record written at close names them all, so a restart knows them too; the caller

@@ -204,8 +204,7 @@ static int set_meta(struct uf_mount *m, struct uf_node *n, const char *name, con
 	char **slot = purpose ? &n->x_purpose : &n->x_mime;
 	struct up_writer_status ws;
 	if (n->kind == UF_FILE &&
-	    (!n->w || n->finishing || uf_life_status(n, &ws) != UF_PENDING ||
-	     up_writer_started(n->w))) {
+	    (!n->w || uf_life_status(n, &ws) != UF_PENDING)) { /* pending: not started */
 		uf_log(m, UF_WARN, "%s: %s cannot change once the upload has started", n->name,
 		       name);
 		return -EPERM;
