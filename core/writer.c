@@ -348,13 +348,18 @@ static void part_done(void *ud, int rc, const struct up_part *part, const struct
 		up_w_latch(w, rc, msg);
 		abandon_locked(w, drop);
 	}
+	if (drop[0]) {
+		/* while this part still counts as in flight: up_writer_sync (and so the last
+		 * free) waits for the cancel too, and then the session is gone */
+		pthread_mutex_unlock(&w->mu);
+		up_w_cancel_remote(w, drop);
+		pthread_mutex_lock(&w->mu);
+	}
 	w->inflight--;
 	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 	EVP_MD_CTX_free(pc->md);
 	free(pc);
-	if (drop[0])
-		up_w_cancel_remote(w, drop);
 }
 
 /* Hands every sealed, unqueued part to the pipeline. Called without the lock held: the
