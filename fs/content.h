@@ -1,11 +1,11 @@
-/* content: the local copy of a remote file's bytes under cache_dir/content, downloaded
- * once (streamed, checked against the listed size) and read from there. */
+/* content: a remote file's bytes, from the content cache (fs/cache.h) or downloaded into
+ * it once (streamed, checked against the listed size). */
 #ifndef UF_CONTENT_H
 #define UF_CONTENT_H
 
 #include "mount.h"
 
-/* Downloads n's content into the cache unless it is there, and opens it read-only. A
+/* Downloads n's content into the cache unless it is there, and opens it for reading. A
  * purpose the API serves no content of is -EACCES, with a log line. No lock held. */
 int uf_content_open(struct uf_mount *m, struct uf_node *n, int *fd);
 

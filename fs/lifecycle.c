@@ -202,6 +202,12 @@ static int end(struct closing *c, int rc, struct up_upload *up, double secs)
 	} else if (rc == 0) {
 		uf_log(m, UF_INFO, "uploaded %s (%llu bytes, %.2f s) as %s", c->path,
 		       (unsigned long long)up->file.bytes, secs, up->file.id);
+		/* its bytes stay in the content cache: a later read, edit or rename of the
+		 * file needs no download */
+		char cpath[4200];
+		uf_cache_path(m->cache, up->file.id, cpath, sizeof cpath);
+		if (up_writer_keep_spool(c->w, cpath) == 0)
+			uf_cache_added(m->cache, up->file.id);
 		for (size_t i = 0; i < old.n; i++) {
 			struct up_error derr;
 			if (strcmp(old.ids[i], up->file.id) == 0)
@@ -212,6 +218,7 @@ static int end(struct closing *c, int rc, struct up_upload *up, double secs)
 				continue;
 			}
 			uf_state_file_del(m->state, old.ids[i]);
+			uf_cache_drop(m->cache, old.ids[i]);
 			pthread_mutex_lock(&m->tree.mu);
 			uf_tree_deleted(&m->tree, old.ids[i]);
 			uf_tree_unlock(&m->tree);

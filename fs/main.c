@@ -28,7 +28,7 @@ static void client_log(void *ud, enum up_log_level level, const char *line)
 
 struct raw_opts {
 	char *api_base, *api_key_file, *purpose, *part_size, *parallel, *cache_dir, *retries,
-	    *timeout, *max_file_size, *uid, *gid, *umask, *api_key, *log, *size_hint;
+	    *timeout, *max_file_size, *uid, *gid, *umask, *api_key, *log, *size_hint, *cache_size;
 	int async_close, allow_http, allow_other;
 };
 
@@ -54,6 +54,7 @@ static const struct fuse_opt opt_table[] = {
     OPT("umask=%s", umask),
     OPT("log=%s", log),
     OPT("size_hint=%s", size_hint),
+    OPT("cache_size=%s", cache_size),
     {"async", offsetof(struct raw_opts, async_close), 1},
     {"allow_http", offsetof(struct raw_opts, allow_http), 1},
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
@@ -90,6 +91,8 @@ static void usage(const char *prog)
 	       "  -o retries=N           retries of a failed request (5)\n"
 	       "  -o timeout=SECONDS     stall timeout of a request (60)\n"
 	       "  -o max_file_size=SIZE  larger writes fail with EFBIG (8G)\n"
+	       "  -o cache_size=SIZE     budget of the local content cache (4G, bounded by\n"
+	       "                         the free space)\n"
 	       "  -o async               close() returns before the upload completes\n"
 	       "  -o allow_http          plain http:// to a host that is not loopback\n"
 	       "  -o log=FILE            log to FILE (SIGHUP reopens it), not syslog/stderr\n"
@@ -164,6 +167,12 @@ static int check_options(struct raw_opts *r, struct uf_config *c)
 			return refuse("max_file_size", r->max_file_size,
 				      "expected a size up to 8G");
 		c->max_file_size = v;
+	}
+	c->cache_size = 4ull << 30;
+	if (r->cache_size) {
+		if (up_parse_size(r->cache_size, &v) < 0)
+			return refuse("cache_size", r->cache_size, "expected a size (0, 512M, 4G...)");
+		c->cache_size = v;
 	}
 	c->uid = getuid();
 	c->gid = getgid();
@@ -273,6 +282,10 @@ static int setup(struct uf_mount *m)
 	}
 	if (torn)
 		uf_log(m, UF_WARN, "%s was damaged; set aside as %s.corrupt", path, path);
+	if ((rc = uf_cache_new(m->content_dir, m->cfg.cache_size, &m->cache)) < 0) {
+		fprintf(stderr, "uploadfs: cannot read %s: %s\n", m->content_dir, strerror(-rc));
+		return rc;
+	}
 	if ((rc = uf_tree_init(&m->tree, m->cfg.uid, m->cfg.gid, m->cfg.umask)) < 0)
 		return rc;
 	uf_state_dirs(m->state, restore_dir, m);
@@ -318,6 +331,7 @@ static void teardown(struct uf_mount *m)
 	uf_tree_destroy(&m->tree);
 	up_client_free(m->client);
 	uf_state_close(m->state);
+	uf_cache_free(m->cache);
 	free(m->cfg.api_base);
 	free(m->cfg.api_key_file);
 	free(m->cfg.purpose);

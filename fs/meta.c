@@ -17,7 +17,12 @@ bool uf_purpose_valid(const char *p)
 
 const char *uf_effective_purpose(struct uf_mount *m, const struct uf_node *n)
 {
-	for (const struct uf_node *p = n; p; p = p->parent)
+	if (n->x_purpose)
+		return n->x_purpose;
+	/* a new version of a remote file keeps the file's purpose */
+	if (n->kind == UF_FILE && n->remote && n->purpose[0])
+		return n->purpose;
+	for (const struct uf_node *p = n->parent; p; p = p->parent)
 		if (p->x_purpose)
 			return p->x_purpose;
 	return m->cfg.purpose;
@@ -60,9 +65,17 @@ const char *uf_effective_mime(const struct uf_node *n, char *buf, size_t len)
 			snprintf(buf, len, "%s", p->x_mime);
 			return buf;
 		}
-	const char *dot = strrchr(n->name, '.');
+	return uf_mime_of_name(n->name, buf, len);
+}
+
+const char *uf_mime_of_name(const char *name, char *buf, size_t len)
+{
+	const char *slash = strrchr(name, '/');
+	if (slash)
+		name = slash + 1;
+	const char *dot = strrchr(name, '.');
 	const char *mime = "application/octet-stream";
-	for (size_t i = 0; dot && dot != n->name && i < sizeof mimes / sizeof mimes[0]; i++)
+	for (size_t i = 0; dot && dot != name && i < sizeof mimes / sizeof mimes[0]; i++)
 		if (strcasecmp(dot + 1, mimes[i].ext) == 0)
 			mime = mimes[i].mime;
 	snprintf(buf, len, "%s", mime);

@@ -4,6 +4,7 @@
 #ifndef UF_MOUNT_H
 #define UF_MOUNT_H
 
+#include "cache.h"
 #include "log.h"
 #include "state.h"
 #include "tree.h"
@@ -21,6 +22,7 @@ struct uf_config {
 	char *log_file; /* -o log=FILE */
 	uint64_t part_size;
 	uint64_t max_file_size;
+	uint64_t cache_size; /* budget of the content cache */
 	unsigned parallel;
 	int retries;
 	unsigned timeout;
@@ -43,6 +45,7 @@ struct uf_mount {
 	up_async *async; /* the mount-wide part pipeline: `parallel` parts in flight */
 	struct uf_tree tree;
 	struct uf_state *state;
+	struct uf_cache *cache; /* content of completed files */
 	char mount_abs[4096]; /* the mountpoint's absolute path */
 	char spool_dir[4096];
 	char content_dir[4096];

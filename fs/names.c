@@ -5,6 +5,7 @@
 #include "lifecycle.h"
 #include "journal.h"
 #include "listing.h"
+#include "version.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -51,6 +52,7 @@ void uf_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 			uf_log(m, UF_ERROR, "cannot delete %s (%s): %s", name, fid, err.message);
 		} else {
 			uf_state_file_del(m->state, fid);
+			uf_cache_drop(m->cache, fid);
 			pthread_mutex_lock(&m->tree.mu);
 			uf_tree_deleted(&m->tree, fid);
 			uf_tree_unlock(&m->tree);
@@ -67,20 +69,36 @@ void uf_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, -rc);
 }
 
-/* Whether dir's subtree holds a file being completed, or a remote one (tree lock held). */
-static struct uf_node *busy_below(struct uf_node *dir, bool *remote)
+/* A file in dir's subtree being completed right now, or NULL (tree lock held). */
+static struct uf_node *busy_below(struct uf_node *dir)
 {
 	for (size_t i = 0; i < dir->nkids; i++) {
 		struct uf_node *k = dir->kids[i];
-		struct uf_node *b = k->kind == UF_DIR ? busy_below(k, remote) : NULL;
+		struct uf_node *b = k->kind == UF_DIR ? busy_below(k) : NULL;
 		if (b)
 			return b;
-		if (k->kind == UF_FILE && (k->finishing || k->remote)) {
-			*remote = !k->finishing;
+		if (k->kind == UF_FILE && k->finishing)
 			return k;
-		}
 	}
 	return NULL;
+}
+
+/* Whether n is on the server under its name with no new version being written: a rename
+ * must upload it again (tree lock held). */
+static bool settled(const struct uf_node *n)
+{
+	struct up_writer_status ws;
+	enum uf_status st = uf_life_status(n, &ws);
+	return n->kind == UF_FILE && n->remote && st != UF_PENDING && st != UF_UPLOADING;
+}
+
+static bool settled_below(const struct uf_node *dir)
+{
+	for (size_t i = 0; i < dir->nkids; i++)
+		if (dir->kids[i]->kind == UF_DIR ? settled_below(dir->kids[i])
+						 : settled(dir->kids[i]))
+			return true;
+	return false;
 }
 
 /* The state store's directory records of dir's subtree, dropped (add false) or written
@@ -101,11 +119,13 @@ static void dir_records(struct uf_mount *m, struct uf_node *dir, bool add)
 }
 
 /* The checks of a rename (tree lock held): 0, or the errno; *wait says a file involved is
- * being completed, and the rename must wait for it and look again. */
-static int rename_check(struct uf_mount *m, struct uf_node *n, struct uf_node *ndir,
-			struct uf_node *dst, unsigned flags, struct uf_node **wait)
+ * being completed, and the rename must wait for it and look again; *again says files on
+ * the server must be uploaded again under their new names. */
+static int rename_check(struct uf_node *n, struct uf_node *ndir, struct uf_node *dst,
+			unsigned flags, struct uf_node **wait, bool *again)
 {
 	*wait = NULL;
+	*again = false;
 	if (!n || !ndir)
 		return ENOENT;
 	if (ndir->kind != UF_DIR)
@@ -124,32 +144,188 @@ static int rename_check(struct uf_mount *m, struct uf_node *n, struct uf_node *n
 		for (struct uf_node *p = ndir; p; p = p->parent)
 			if (p == n)
 				return EINVAL; /* into itself */
-		bool remote = false;
-		struct uf_node *b = busy_below(n, &remote);
-		if (b && !remote) {
-			*wait = b;
+		if ((*wait = busy_below(n)))
 			return 0;
-		}
-		if (b) {
-			/* not EXDEV: mv would copy the tree and delete it, file by file */
-			uf_log(m, UF_WARN,
-			       "cannot rename directory %s: %s in it is on the server, and the API "
-			       "cannot rename a file",
-			       n->name, b->name);
-			return EPERM;
-		}
+		*again = settled_below(n);
 		return 0;
-	}
-	struct up_writer_status ws;
-	enum uf_status st = uf_life_status(n, &ws);
-	if (n->remote && st != UF_PENDING && st != UF_UPLOADING) {
-		/* on the server under its name (a new version being written moves freely) */
-		uf_log(m, UF_INFO, "%s: the API cannot rename a completed file", n->name);
-		return EXDEV; /* mv copies it, then deletes it */
 	}
 	if (dst && dst->kind == UF_DIR)
 		return EISDIR;
+	*again = settled(n); /* a new version being written moves freely */
 	return 0;
+}
+
+/* The files of a rename that go up again (tree lock held): n itself, or the settled files
+ * below it, each pinned and finishing (other renames and writes wait for them), with the
+ * path it will have once n is ndir/newname. */
+static int moving_add(struct uf_node *k, const char *path, struct uf_moving **mv, size_t *count)
+{
+	struct uf_moving *nm = realloc(*mv, (*count + 1) * sizeof *nm);
+	if (!nm)
+		return -ENOMEM;
+	*mv = nm;
+	struct uf_moving *e = &nm[*count];
+	memset(e, 0, sizeof *e);
+	if (!(e->path = strdup(path)))
+		return -ENOMEM;
+	e->n = k;
+	memcpy(e->old_id, k->file_id, UP_ID_MAX);
+	k->finishing = true;
+	k->pins++;
+	(*count)++;
+	return 0;
+}
+
+static int moving_below(struct uf_node *dir, const char *path, struct uf_moving **mv,
+			size_t *count)
+{
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < dir->nkids; i++) {
+		struct uf_node *k = dir->kids[i];
+		char *sub = malloc(strlen(path) + strlen(k->name) + 2);
+		if (!sub)
+			return -ENOMEM;
+		sprintf(sub, "%s/%s", path, k->name);
+		if (k->kind == UF_DIR)
+			rc = moving_below(k, sub, mv, count);
+		else if (settled(k))
+			rc = moving_add(k, sub, mv, count);
+		free(sub);
+	}
+	return rc;
+}
+
+/* Ends the renames' hold on the files (tree lock held). */
+static void moving_end(struct uf_mount *m, struct uf_moving *mv, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		mv[i].n->finishing = false;
+		uf_life_unpin(m, mv[i].n);
+		free(mv[i].path);
+	}
+	free(mv);
+	pthread_cond_broadcast(&m->tree.idle_cv);
+}
+
+/* Nodes a listing made meanwhile for the files the rename uploaded (tree lock held). */
+static void forget_listed(struct uf_mount *m, const struct uf_moving *mv, size_t count)
+{
+	for (size_t i = 0; i < m->tree.ninodes; i++) {
+		struct uf_node *k = m->tree.inodes[i];
+		if (!k || k->kind != UF_FILE || !k->linked || k->w || k->finishing)
+			continue;
+		for (size_t j = 0; j < count; j++)
+			if (k != mv[j].n && strcmp(k->file_id, mv[j].new_id) == 0) {
+				struct uf_node *p = k->parent;
+				uf_tree_unlink(&m->tree, k);
+				/* and a directory that only the listing had made */
+				while (p && p != m->tree.root && !p->local_dir && !p->nkids &&
+				       p->linked) {
+					struct uf_node *up = p->parent;
+					uf_tree_unlink(&m->tree, p);
+					p = up;
+				}
+				break;
+			}
+	}
+}
+
+/* Deletes the remote files a rename has replaced (no lock held). */
+static void delete_ids(struct uf_mount *m, const struct up_idlist *ids)
+{
+	for (size_t i = 0; i < ids->n; i++) {
+		struct up_error err;
+		if (up_file_delete(m->client, ids->ids[i], &err) < 0 && err.status != 404) {
+			uf_log(m, UF_WARN, "could not delete %s, which a rename replaced: %s",
+			       ids->ids[i], err.message);
+			continue;
+		}
+		uf_state_file_del(m->state, ids->ids[i]);
+		uf_cache_drop(m->cache, ids->ids[i]);
+		pthread_mutex_lock(&m->tree.mu);
+		uf_tree_deleted(&m->tree, ids->ids[i]);
+		uf_tree_unlock(&m->tree);
+	}
+}
+
+/* The files a rename of n to ndir/newname uploads again: n, or the settled files below
+ * it (tree lock held). */
+static int moving_collect(struct uf_node *n, struct uf_node *ndir, const char *newname,
+			  struct uf_moving **mv, size_t *count)
+{
+	char *dpath = uf_tree_path(ndir);
+	char *path = dpath ? malloc(strlen(dpath) + strlen(newname) + 2) : NULL;
+	int rc = path ? 0 : -ENOMEM;
+	if (path) {
+		sprintf(path, "%s%s%s", dpath, *dpath ? "/" : "", newname);
+		rc = n->kind == UF_FILE ? moving_add(n, path, mv, count)
+					: moving_below(n, path, mv, count);
+	}
+	free(dpath);
+	free(path);
+	return rc;
+}
+
+/* The uploads of a rename are done and its names still fit: the nodes take their new
+ * files; the old ones land in gone (tree lock held). */
+static void moving_install(struct uf_mount *m, struct uf_moving *mv, size_t count,
+			   struct up_idlist *gone)
+{
+	forget_listed(m, mv, count);
+	for (size_t i = 0; i < count; i++) {
+		struct uf_node *k = mv[i].n;
+		if (k->w)
+			uf_tree_drop_writer(&m->tree, k); /* a completed (or failed) version */
+		snprintf(k->file_id, sizeof k->file_id, "%s", mv[i].new_id);
+		snprintf(k->upload_id, sizeof k->upload_id, "%s", mv[i].upload_id);
+		snprintf(k->md5, sizeof k->md5, "%s", mv[i].md5);
+		k->bytes = mv[i].bytes;
+		k->done_epoch = m->tree.list_epoch;
+		uf_life_persist_attrs(m, k);
+		up_idlist_add(gone, mv[i].old_id);
+		uf_tree_deleted(&m->tree, mv[i].old_id); /* listings under way still hold it */
+	}
+}
+
+/* Looks up a rename's nodes and checks it, waiting for files being completed (tree lock
+ * held). */
+static int rename_lookup(struct uf_mount *m, fuse_ino_t parent, const char *name,
+			 fuse_ino_t newparent, const char *newname, unsigned flags,
+			 struct uf_node **n, struct uf_node **ndir, struct uf_node **dst, bool *again)
+{
+	for (;;) {
+		/* a file whose upload is being completed keeps its name until the server has
+		 * answered: wait, then look again (the names may have changed meanwhile) */
+		struct uf_node *dir = uf_tree_get(&m->tree, parent), *wait;
+		*ndir = uf_tree_get(&m->tree, newparent);
+		*n = dir && dir->kind == UF_DIR ? uf_tree_child(dir, name) : NULL;
+		*dst = *ndir && (*ndir)->kind == UF_DIR ? uf_tree_child(*ndir, newname) : NULL;
+		int err = rename_check(*n, *ndir, *dst, flags, &wait, again);
+		if (err || !wait)
+			return err;
+		uf_life_wait_idle(m, wait);
+	}
+}
+
+/* After a rename's uploads: the same checks on the names as they are now, with the files
+ * it moves taken as idle (tree lock held, never released). */
+static int recheck(struct uf_mount *m, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		   const char *newname, unsigned flags, struct uf_node *n, struct uf_node **ndir,
+		   struct uf_node **dst, struct uf_moving *mv, size_t count)
+{
+	struct uf_node *dir = uf_tree_get(&m->tree, parent), *wait;
+	*ndir = uf_tree_get(&m->tree, newparent);
+	struct uf_node *n2 = dir && dir->kind == UF_DIR ? uf_tree_child(dir, name) : NULL;
+	*dst = *ndir && (*ndir)->kind == UF_DIR ? uf_tree_child(*ndir, newname) : NULL;
+	if (n2 != n)
+		return ENOENT;
+	for (size_t i = 0; i < count; i++)
+		mv[i].n->finishing = false;
+	bool again;
+	int err = rename_check(n, *ndir, *dst, flags, &wait, &again);
+	for (size_t i = 0; i < count; i++)
+		mv[i].n->finishing = true;
+	return err ? err : wait ? EBUSY : 0;
 }
 
 void uf_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -162,36 +338,65 @@ void uf_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_
 	}
 	uf_listing_refresh(m, false);
 	pthread_mutex_lock(&m->tree.mu);
-	struct uf_node *n, *dst, *ndir, *wait;
+	struct uf_node *n, *dst, *ndir;
 	struct up_writer *replaced = NULL;
-	int err;
-	for (;;) {
-		/* a file whose upload is being completed keeps its name until the server has
-		 * answered: wait, then look again (the names may have changed meanwhile) */
-		struct uf_node *dir = uf_tree_get(&m->tree, parent);
-		ndir = uf_tree_get(&m->tree, newparent);
-		n = dir && dir->kind == UF_DIR ? uf_tree_child(dir, name) : NULL;
-		dst = ndir && ndir->kind == UF_DIR ? uf_tree_child(ndir, newname) : NULL;
-		err = rename_check(m, n, ndir, dst, flags, &wait);
-		if (err || !wait)
-			break;
-		uf_life_wait_idle(m, wait);
+	struct uf_moving *mv = NULL;
+	size_t count = 0;
+	struct up_idlist gone = {0}; /* remote files to delete once the tree has the new names */
+	struct up_idlist also = {0};
+	bool again;
+	int err = rename_lookup(m, parent, name, newparent, newname, flags, &n, &ndir, &dst,
+				&again);
+	if (!err && again) {
+		/* files on the server: the API cannot rename, so they go up again under their
+		 * new names before anything changes here; the old ones are deleted after */
+		err = -moving_collect(n, ndir, newname, &mv, &count);
+		if (!err && n->kind == UF_FILE && dst) {
+			/* the record names the name's file too: a crash replaces it at remount */
+			if (dst->remote)
+				up_idlist_add(&also, dst->file_id);
+			if (dst->w)
+				up_writer_replaced(dst->w, &also);
+			mv[0].also = &also;
+		}
+		if (!err) {
+			n->pins++;
+			uf_tree_unlock(&m->tree);
+			err = -uf_version_reupload(m, mv, count);
+			pthread_mutex_lock(&m->tree.mu);
+			uf_life_unpin(m, n);
+		}
+		/* the names may have changed meanwhile: the rename is checked again, without
+		 * letting go of the lock (the files moving are this rename's) */
+		if (!err)
+			err = recheck(m, parent, name, newparent, newname, flags, n, &ndir, &dst,
+				      mv, count);
+		if (!err)
+			moving_install(m, mv, count, &gone);
+		else
+			for (size_t i = 0; i < count; i++)
+				if (mv[i].new_id[0])
+					up_idlist_add(&gone, mv[i].new_id); /* made for nothing */
+		moving_end(m, mv, count);
+		up_idlist_clear(&also);
 	}
 	if (!err && dst && dst != n) {
 		/* the replaced file goes once this one is complete; a replaced directory is
 		 * empty */
 		replaced = uf_life_writer(dst); /* its upload is cancelled after the unlock */
-		if (n->kind == UF_FILE && n->w) {
-			/* the name's remote file, and whatever dst itself was to replace */
-			struct up_idlist ids = {0};
-			if (dst->remote)
-				up_idlist_add(&ids, dst->file_id);
-			if (replaced)
-				up_writer_replaced(replaced, &ids);
-			for (size_t i = 0; i < ids.n; i++)
+		/* the name's remote file, and whatever dst itself was to replace */
+		struct up_idlist ids = {0};
+		if (dst->remote)
+			up_idlist_add(&ids, dst->file_id);
+		if (replaced)
+			up_writer_replaced(replaced, &ids);
+		for (size_t i = 0; i < ids.n; i++) {
+			if (n->kind == UF_FILE && n->w)
 				up_writer_add_replaces(n->w, ids.ids[i]);
-			up_idlist_clear(&ids);
+			else if (count)
+				up_idlist_add(&gone, ids.ids[i]); /* n is on the server already */
 		}
+		up_idlist_clear(&ids);
 		if (dst->kind == UF_DIR)
 			dir_records(m, dst, false);
 		dst->unlinked = true;
@@ -216,6 +421,8 @@ void uf_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_
 		up_writer_cancel(replaced);
 		up_writer_free(replaced);
 	}
+	delete_ids(m, &gone);
+	up_idlist_clear(&gone);
 	if (go) {
 		err = -uf_life_close(m, n, m->cfg.async_close);
 		if (err == ECANCELED)
@@ -226,4 +433,3 @@ void uf_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_
 	}
 	fuse_reply_err(req, err);
 }
-

@@ -7,6 +7,7 @@
 #include "lifecycle.h"
 #include "listing.h"
 #include "names.h"
+#include "version.h"
 #include "proc.h"
 
 #include <dirent.h>
@@ -147,6 +148,24 @@ static void set_time(struct timespec *dst, const struct timespec *src, bool now)
 		*dst = *src;
 }
 
+/* truncate: a completed file of another size gets a new version first (*changed says the
+ * bytes changed: the file uploads at its last close). No lock held; n pinned. */
+static int resize(struct uf_mount *m, struct uf_node *n, uint64_t size, bool *changed)
+{
+	pthread_mutex_lock(&m->tree.mu);
+	bool need = uf_version_needed(n) && size != n->bytes;
+	uf_tree_unlock(&m->tree);
+	int rc = need ? uf_version_begin(m, n) : 0;
+	if (rc == 0)
+		rc = uf_life_set_size(m, n, size);
+	pthread_mutex_lock(&m->tree.mu);
+	*changed = rc == 0 && n->w && n->remote; /* a new version's size */
+	if (*changed)
+		n->upload_on_close = true;
+	uf_tree_unlock(&m->tree);
+	return rc;
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
@@ -162,13 +181,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	n->pins++;
 	uf_tree_unlock(&m->tree);
 	int rc = 0;
+	bool sized = false;
 	if (to_set & FUSE_SET_ATTR_SIZE) {
-		rc = n->kind == UF_DIR ? -EISDIR : uf_life_set_size(m, n, (uint64_t)attr->st_size);
-		if (rc == -EPERM)
-			uf_log(m, UF_WARN,
-			       "%s: a completed file cannot be truncated; open it "
-			       "with O_TRUNC to replace it",
-			       n->name);
+		rc = n->kind == UF_DIR ? -EISDIR : resize(m, n, (uint64_t)attr->st_size, &sized);
 	}
 	pthread_mutex_lock(&m->tree.mu);
 	if (rc == 0) {
@@ -189,9 +204,15 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			      FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))
 			uf_life_persist_attrs(m, n);
 	}
+	/* truncate(2) of a completed file, with no handle open: the new version goes up now */
+	bool go = rc == 0 && sized && n->writers == 0 && uf_life_due(n);
+	uf_tree_unlock(&m->tree);
+	if (go && (rc = uf_life_close(m, n, m->cfg.async_close)) == -ECANCELED)
+		rc = 0;
+	pthread_mutex_lock(&m->tree.mu);
 	struct stat st;
 	uf_tree_stat(n, &st);
-	n->pins--;
+	uf_life_unpin(m, n);
 	uf_tree_unlock(&m->tree);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
@@ -439,10 +460,9 @@ static int open_for_write(struct uf_mount *m, struct uf_node *n, bool trunc,
 	}
 	if (st == UF_FAILED)
 		return EIO; /* its upload failed: see user.upload.error; O_TRUNC retries */
-	uf_log(m, UF_WARN,
-	       "%s: a completed upload cannot be modified; open it with O_TRUNC to replace it",
-	       n->name);
-	return EPERM;
+	/* a completed file: its first write makes a new version (fs/version.h), so an open
+	 * that only reads, or touch, costs nothing */
+	return 0;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -531,6 +551,26 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+/* The writer a write to n goes to: a completed file gets a new version first, holding its
+ * bytes (fs/version.h). *w is NULL if there is none (no lock held). */
+static int writer_of(struct uf_mount *m, struct uf_node *n, struct up_writer **w)
+{
+	pthread_mutex_lock(&m->tree.mu);
+	uf_life_wait_idle(m, n); /* a close completing it, a rename uploading it again */
+	bool need = uf_version_needed(n);
+	*w = need ? NULL : uf_life_writer(n);
+	uf_tree_unlock(&m->tree);
+	if (!need)
+		return 0;
+	int rc = uf_version_begin(m, n);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&m->tree.mu);
+	*w = uf_version_needed(n) ? NULL : uf_life_writer(n);
+	uf_tree_unlock(&m->tree);
+	return 0;
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
@@ -538,14 +578,15 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	struct uf_mount *m = M(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct uf_node *n = h->n;
-	pthread_mutex_lock(&m->tree.mu);
-	struct up_writer *w = h->write ? uf_life_writer(n) : NULL;
-	uf_tree_unlock(&m->tree);
+	struct up_writer *w = NULL;
+	int rc = 0;
+	if (h->write)
+		rc = writer_of(m, n, &w);
 	if (!w) {
-		fuse_reply_err(req, EBADF);
+		fuse_reply_err(req, rc ? -rc : EBADF);
 		return;
 	}
-	int rc = up_writer_write(w, buf, size, (uint64_t)off);
+	rc = up_writer_write(w, buf, size, (uint64_t)off);
 	up_writer_free(w);
 	if (rc == 0) {
 		pthread_mutex_lock(&m->tree.mu);
@@ -604,6 +645,9 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (h->write)
 		n->writers--;
 	bool go = h->write && n->writers == 0 && uf_life_due(n);
+	if (h->write && n->writers == 0 && n->remote && n->w && !n->upload_on_close &&
+	    uf_life_status(n, &(struct up_writer_status){0}) == UF_PENDING)
+		uf_tree_drop_writer(&m->tree, n); /* a new version that nothing changed */
 	uf_tree_unlock(&m->tree);
 	if (go)
 		uf_life_close(m, n, m->cfg.async_close);

@@ -8,11 +8,11 @@
 reference directory on a normal filesystem. The rule: an operation on the mount either has
 its POSIX effect, or fails with an errno and has no effect. When it succeeds on the mount it
 is applied to the reference; when it fails it is not (and the log says so). Every failure
-must have an errno that docs/SEMANTICS.md gives for that case (EPERM for a write to a
-completed file without O_TRUNC, EXDEV for a rename of a completed file or of a non-empty
-directory) or the errno POSIX gives; any other errno on an operation the mount promises
-(a create, write and close on a healthy server, a read of a completed file, an unlink, a
-rename of a file still being written...) is reported as UNDOCUMENTED and fails the run.
+must have the errno POSIX gives for that case: a completed file is edited, appended to,
+truncated, mapped and renamed like a local one (a new upload under the name, then the delete
+of the old file: docs/SEMANTICS.md), so any other errno on an operation the mount promises
+(a create, write and close on a healthy server, a read, a change or a rename of a completed
+file, an unlink, a rename of a directory...) is reported as UNDOCUMENTED and fails the run.
 Read-backs are compared with the reference as they happen, and the mount's tree (names,
 kinds, sizes, then every file's bytes) is compared with the reference every few operations
 and at the end.
@@ -274,10 +274,9 @@ class Model:
         pred = self.predict_rename(a, b)
         nonempty = bool(os.listdir(self.r(a)))
         _, err = self.try_(os.rename, self.m(a), self.m(b))
-        # a non-empty directory holds remote names, which cannot move: EXDEV (mv copies),
-        # or EPERM (docs/SEMANTICS.md: "a directory holding a completed file")
+        # the completed files below go up again under their new paths
         if self.outcome("rename dir %s -> %s%s" % (a, b, " (non-empty)" if nonempty else ""),
-                        err, pred, (errno.EXDEV, errno.EPERM) if nonempty else ()):
+                        err, pred):
             os.rename(self.r(a), self.r(b))
 
     def op_rename_completed(self):
@@ -293,8 +292,8 @@ class Model:
             return
         pred = self.predict_rename(a, b)
         _, err = self.try_(os.rename, self.m(a), self.m(b))
-        # a completed file is the server's, and the API has no rename: EXDEV
-        if self.outcome("rename completed %s -> %s" % (a, b), err, pred, (errno.EXDEV,)):
+        # the API has no rename: uploaded again under the new name, the old one deleted
+        if self.outcome("rename completed %s -> %s" % (a, b), err, pred):
             os.rename(self.r(a), self.r(b))
 
     def op_read(self, rel=None):
@@ -341,8 +340,8 @@ class Model:
             self.say("stat %s: size %d ok" % (rel, want))
 
     def op_modify_completed(self):
-        """Writes to a completed file without O_TRUNC: EPERM (the API cannot modify a
-        file). Should one succeed, it is applied to the reference like any write."""
+        """Writes to a completed file without O_TRUNC: a new version holding its bytes
+        takes them, and goes up at the last close (the old file deleted after)."""
         files = self.ref_files()
         if not files:
             return
@@ -365,22 +364,29 @@ class Model:
             what = "truncate completed %s to %d" % (rel, size)
             _, err = self.try_(os.truncate, self.m(rel), size)
             resize(new, size)
-            # to its own size it changes nothing, and succeeds; else EPERM
-            doc = () if size == len(old) else (errno.EPERM,)
-            if self.outcome(what, err, None, doc):
+            if self.outcome(what, err, None):
                 self.ref_write(rel, bytes(new))
             return
         fd, err = self.try_(os.open, self.m(rel), flags)
         if err is not None:
-            self.outcome(what, err, None, (errno.EPERM,))
+            self.outcome(what, err, None)
             return
         try:
             if kind == "append":
                 os.write(fd, data)
             elif kind == "pwrite":
                 os.pwrite(fd, data, off)
+            elif old:
+                # a shared writable map of the old bytes, changed in place
+                mm = mmap.mmap(fd, len(old), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+                off = self.rng.randrange(len(old))
+                chunk = data[:len(old) - off]
+                mm[off:off + len(chunk)] = chunk
+                mm.flush()
+                mm.close()
+                put(new, off, chunk)
         except OSError as e:
-            self.say("%s: opened, but the write failed %s" % (what, ename(e.errno)))
+            self.problem("UNDOCUMENTED", "%s: the write failed %s" % (what, ename(e.errno)))
             new = bytearray(old)
         try:
             os.close(fd)
@@ -431,9 +437,7 @@ class Model:
             if src_fd is not None:
                 os.close(src_fd)
             pred = errno.EEXIST if exists and mode == "excl" else None
-            # appending to a completed file: EPERM (no O_TRUNC)
-            doc = (errno.EPERM,) if exists and mode == "append" else ()
-            self.outcome(what + ": open", err, pred, doc)
+            self.outcome(what + ": open", err, pred)
             return
         if exists and mode == "excl":
             self.problem("DIVERGENCE", "%s: O_EXCL open of an existing file succeeded" % what)

@@ -241,18 +241,21 @@ PY
 	[ ! -e "$MNT/d" ]
 }
 
-@test "mv of a directory holding a completed file fails before anything is copied" {
-	FS_ALLOW='cannot rename directory'
+@test "mv of a directory holding completed and unwritten files moves them all on the server" {
 	fs_setup
 	mount_fs
-	mkdir "$MNT/d"
+	mkdir -p "$MNT/d/sub"
 	echo x >"$MNT/d/f.txt"
-	run mv "$MNT/d" "$MNT/e"
-	[ "$status" -ne 0 ]
-	[ "$(remote_count)" = 1 ]
-	[ "$(remote_json d/f.txt)" != null ]
-	[ ! -e "$MNT/e" ]
-	grep -q 'cannot rename directory d' "$BATS_TEST_TMPDIR/fs.log"
+	echo y >"$MNT/d/sub/g.txt"
+	touch "$MNT/d/local.txt"
+	mv "$MNT/d" "$MNT/e"
+	[ "$(remote_count)" = 2 ]
+	[ "$(remote_json d/f.txt)" = null ]
+	[ "$(remote_md5 e/f.txt)" = "$(echo x | md5sum | cut -d' ' -f1)" ]
+	[ "$(remote_md5 e/sub/g.txt)" = "$(echo y | md5sum | cut -d' ' -f1)" ]
+	[ ! -e "$MNT/d" ]
+	[ -e "$MNT/e/local.txt" ]
+	[ "$(xattr "$MNT/e/f.txt" user.upload.file_id)" = "$(remote_json e/f.txt | jq -r .id)" ]
 }
 
 @test "an O_TRUNC open while a reader reads the file never frees what the reader uses" {

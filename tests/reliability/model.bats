@@ -65,8 +65,6 @@ model_seed() {
 }
 
 @test "model check: random operations on the mount match a reference directory and the server" {
-	# writes to completed files are refused with a log line (docs/SEMANTICS.md)
-	FS_ALLOW='a completed upload cannot be modified|a completed file cannot be truncated'
 	# an early part whose bytes changed under it (a truncate, a wrong size guess) is
 	# abandoned mid-request, and its session redone at close
 	ALLOW_LOG='incomplete request'

@@ -1,0 +1,293 @@
+#!/usr/bin/env bats
+# Completed files change: edit, append and rename are a new upload under the name, then the
+# delete of the old file (the API cannot modify or rename). The bytes come from the content
+# cache (-o cache_size) or a download; where neither has them the call fails and nothing
+# changes on the server.
+
+load ../lib/mount
+
+setup() {
+	SRC=$BATS_TEST_TMPDIR/src
+	mkdir -p "$SRC"
+}
+
+teardown() {
+	fs_teardown
+}
+
+VIM=$(command -v vim || command -v vim.tiny || echo vim)
+
+md5s() { printf '%s' "$1" | md5sum | cut -d' ' -f1; }
+names() { curl -sS "$BASE/files?limit=10000" | jq -r '[.data[].filename] | sort | join(" ")'; }
+ids() { curl -sS "$BASE/files?limit=10000" | jq -r '[.data[].id] | sort | join(" ")'; }
+pending() { find "$SRV_DATA" -path '*uploads*' -name '*.json' -newer "$BATS_TEST_TMPDIR" 2>/dev/null | wc -l; }
+
+@test "vim saves an edit of a completed file: one file, the new bytes" {
+	fs_setup
+	mount_fs
+	printf 'alpha\nbeta\n' >"$MNT/notes.txt"
+	(cd "$MNT" && "$VIM" -u NONE -i NONE -es -c '%s/beta/gamma/' -c 'wq' notes.txt)
+	[ "$(names)" = notes.txt ]
+	[ "$(remote_md5 notes.txt)" = "$(md5s $'alpha\ngamma\n')" ]
+	[ "$(cat "$MNT/notes.txt")" = "$(printf 'alpha\ngamma')" ]
+}
+
+@test "sed -i edits a completed file in place: the edited bytes under the name, nothing else" {
+	fs_setup
+	mount_fs
+	printf 'color=red\nsize=1\n' >"$MNT/conf.ini"
+	old=$(remote_json conf.ini | jq -r .id)
+	sed -i 's/red/blue/' "$MNT/conf.ini"
+	[ "$(names)" = conf.ini ]
+	[ "$(remote_md5 conf.ini)" = "$(md5s $'color=blue\nsize=1\n')" ]
+	[ "$(curl -sS -o /dev/null -w '%{http_code}' "$BASE/files/$old")" = 404 ]
+}
+
+@test "git init, add, commit and a second commit inside the mount; the server's copy is a sound repository" {
+	fs_setup
+	mount_fs
+	mkdir "$MNT/repo"
+	cd "$MNT/repo"
+	git init -q .
+	git config user.email t@example.invalid
+	git config user.name t
+	echo one >a.txt
+	git add a.txt
+	git commit -qm one
+	echo two >>a.txt
+	git commit -qam two
+	[ "$(git log --oneline | wc -l)" = 2 ]
+	git fsck --strict 2>&1
+	cd /
+	# the same repository rebuilt from the server's files alone
+	mkdir "$BATS_TEST_TMPDIR/clone"
+	curl -sS "$BASE/files?limit=10000" | jq -r '.data[] | "\(.id) \(.filename)"' |
+		while read -r id name; do
+			mkdir -p "$BATS_TEST_TMPDIR/clone/$(dirname "$name")"
+			curl -sS "$BASE/files/$id/content" -o "$BATS_TEST_TMPDIR/clone/$name"
+		done
+	cd "$BATS_TEST_TMPDIR/clone/repo"
+	[ "$(git log --oneline | wc -l)" = 2 ]
+	git fsck --strict
+	[ "$(git show HEAD:a.txt)" = "$(printf 'one\ntwo')" ]
+	# no name twice, no lock file left
+	[ "$(curl -sS "$BASE/files?limit=10000" | jq -r '.data[].filename' | sort | uniq -d)" = "" ]
+	! curl -sS "$BASE/files?limit=10000" | jq -r '.data[].filename' | grep -q '\.lock$'
+}
+
+@test ">> from two processes holding the file open: one upload of all their lines after the last close" {
+	fs_setup --log-requests "$BATS_TEST_TMPDIR/req.log"
+	mount_fs
+	echo start >"$MNT/shared.log"
+	python3 - "$MNT/shared.log" <<'PY'
+import os, sys
+p = sys.argv[1]
+a = os.open(p, os.O_WRONLY | os.O_APPEND)
+b = os.open(p, os.O_WRONLY | os.O_APPEND)
+for i in range(50):
+    os.write(a, b"a%d\n" % i)
+    os.write(b, b"b%d\n" % i)
+os.close(a)
+os.close(b)
+PY
+	want=$( { echo start; for i in $(seq 0 49); do echo a$i; echo b$i; done; } | md5sum | cut -d' ' -f1)
+	[ "$(names)" = shared.log ]
+	[ "$(remote_md5 shared.log)" = "$want" ]
+	# two uploads in all: the first file, and its one new version
+	[ "$(grep -c '"path":"\\/v1\\/uploads"' "$BATS_TEST_TMPDIR/req.log")" = 2 ]
+}
+
+@test "an open for writing that writes nothing, and touch, change nothing on the server" {
+	fs_setup --log-requests "$BATS_TEST_TMPDIR/req.log"
+	mount_fs
+	echo keep >"$MNT/k.txt"
+	id=$(remote_json k.txt | jq -r .id)
+	exec 7>>"$MNT/k.txt"
+	exec 7>&-
+	touch "$MNT/k.txt"
+	python3 -c "import os,sys; os.close(os.open(sys.argv[1], os.O_RDWR))" "$MNT/k.txt"
+	[ "$(remote_json k.txt | jq -r .id)" = "$id" ]
+	[ "$(grep -c '"path":"\\/v1\\/uploads"' "$BATS_TEST_TMPDIR/req.log")" = 1 ]
+	[ "$(xattr "$MNT/k.txt" user.upload.status)" = completed ]
+}
+
+@test "truncate -s of a completed file, by path and through a descriptor, uploads the new size" {
+	fs_setup
+	mount_fs
+	printf '0123456789' >"$MNT/t.txt"
+	truncate -s 4 "$MNT/t.txt"
+	[ "$(remote_md5 t.txt)" = "$(md5s 0123)" ]
+	python3 -c "import os,sys; os.truncate(sys.argv[1], 2)" "$MNT/t.txt"
+	[ "$(remote_md5 t.txt)" = "$(md5s 01)" ]
+	[ "$(names)" = t.txt ]
+}
+
+@test "mv of a completed file: uploaded under the new name, the old one deleted, xattrs kept" {
+	fs_setup
+	mount_fs
+	echo data >"$MNT/a.jsonl"
+	old=$(remote_json a.jsonl | jq -r .id)
+	mv "$MNT/a.jsonl" "$MNT/b.jsonl"
+	[ "$(names)" = b.jsonl ]
+	[ "$(remote_md5 b.jsonl)" = "$(md5s $'data\n')" ]
+	[ "$(curl -sS -o /dev/null -w '%{http_code}' "$BASE/files/$old")" = 404 ]
+	[ ! -e "$MNT/a.jsonl" ]
+	[ "$(xattr "$MNT/b.jsonl" user.upload.file_id)" = "$(remote_json b.jsonl | jq -r .id)" ]
+	[ "$(xattr "$MNT/b.jsonl" user.upload.status)" = completed ]
+}
+
+@test "a new version keeps the file's purpose and MIME type (set before its first upload)" {
+	fs_setup --log-requests "$BATS_TEST_TMPDIR/req.log"
+	mount_fs
+	exec 7>"$MNT/train.jsonl"
+	setfattr -n user.purpose -v fine-tune "$MNT/train.jsonl"
+	setfattr -n user.mime_type -v text/plain "$MNT/train.jsonl"
+	echo '{"a":1}' >&7
+	exec 7>&-
+	echo '{"a":2}' >>"$MNT/train.jsonl"
+	mv "$MNT/train.jsonl" "$MNT/train2.jsonl"
+	[ "$(remote_json train2.jsonl | jq -r .purpose)" = fine-tune ]
+	[ "$(xattr "$MNT/train2.jsonl" user.purpose)" = fine-tune ]
+	[ "$(xattr "$MNT/train2.jsonl" user.mime_type)" = text/plain ]
+	[ "$(grep '"path":"\\/v1\\/uploads"' "$BATS_TEST_TMPDIR/req.log" | wc -l)" = 3 ]
+	[ "$(remote_md5 train2.jsonl)" = "$(md5s $'{"a":1}\n{"a":2}\n')" ]
+}
+
+@test "mv onto an existing completed file replaces it; cp -a over a completed file too" {
+	fs_setup
+	mount_fs
+	echo one >"$MNT/one.txt"
+	echo two >"$MNT/two.txt"
+	two=$(remote_json two.txt | jq -r .id)
+	mv "$MNT/one.txt" "$MNT/two.txt"
+	[ "$(names)" = two.txt ]
+	[ "$(remote_md5 two.txt)" = "$(md5s $'one\n')" ]
+	[ "$(curl -sS -o /dev/null -w '%{http_code}' "$BASE/files/$two")" = 404 ]
+	echo three >"$SRC/two.txt"
+	cp -a "$SRC/two.txt" "$MNT/two.txt"
+	[ "$(names)" = two.txt ]
+	[ "$(remote_md5 two.txt)" = "$(md5s $'three\n')" ]
+}
+
+@test "mv of a file whose bytes are not cached downloads them (the purpose allows it)" {
+	fs_setup --log-requests "$BATS_TEST_TMPDIR/req.log"
+	mount_fs -o cache_size=0
+	head -c 300000 /dev/urandom >"$SRC/r.bin"
+	cp "$SRC/r.bin" "$MNT/r.bin"
+	[ -z "$(ls "$CACHE/content")" ]
+	mv "$MNT/r.bin" "$MNT/s.bin"
+	[ "$(names)" = s.bin ]
+	[ "$(remote_md5 s.bin)" = "$(md5_of "$SRC/r.bin")" ]
+	grep -q '"path":"\\/v1\\/files\\/[^"]*\\/content"' "$BATS_TEST_TMPDIR/req.log"
+}
+
+@test "mv and append where the bytes are neither cached nor downloadable fail cleanly; nothing changes" {
+	FS_ALLOW='cannot read|cannot rename|cannot copy'
+	start_server # OpenAI's rule: no download of purpose assistants
+	mount_fs -o cache_size=0
+	echo secret >"$MNT/s.txt"
+	id=$(remote_json s.txt | jq -r .id)
+	run mv "$MNT/s.txt" "$MNT/t.txt"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Permission denied"* ]]
+	run bash -c "echo more >>'$MNT/s.txt'"
+	[ "$status" -ne 0 ]
+	[ "$(names)" = s.txt ]
+	[ "$(ids)" = "$id" ]
+	[ -e "$MNT/s.txt" ] && [ ! -e "$MNT/t.txt" ]
+	grep -q 'does not allow downloading' "$BATS_TEST_TMPDIR/fs.log"
+}
+
+@test "the same file cached: mv and append work without downloading, even where the API forbids it" {
+	start_server --log-requests "$BATS_TEST_TMPDIR/req.log"
+	mount_fs
+	echo secret >"$MNT/s.txt"
+	mv "$MNT/s.txt" "$MNT/t.txt"
+	echo more >>"$MNT/t.txt"
+	[ "$(names)" = t.txt ]
+	[ "$(cat "$MNT/t.txt")" = "$(printf 'secret\nmore')" ]
+	! grep -q '/content"' "$BATS_TEST_TMPDIR/req.log"
+}
+
+@test "the cache budget evicts the least recently used content; an evicted file still reads (download)" {
+	fs_setup
+	mount_fs -o cache_size=700K
+	for f in a b c; do head -c 300000 /dev/urandom >"$SRC/$f"; cp "$SRC/$f" "$MNT/$f"; done
+	# 900 KB written, 700 K allowed: the oldest (a) went
+	[ ! -e "$CACHE/content/$(remote_json a | jq -r .id)" ]
+	[ -e "$CACHE/content/$(remote_json c | jq -r .id)" ]
+	[ "$(du -cb "$CACHE"/content/* | tail -1 | cut -f1)" -le 716800 ]
+	cmp "$SRC/a" "$MNT/a"
+	[ "$(ls "$CACHE/content" | wc -l)" -le 2 ]
+	[ "$(ls "$MNT" | sort | tr '\n' ' ')" = "a b c " ]
+}
+
+@test "the cache survives a remount: a file cached before reads and renames without a download" {
+	start_server --log-requests "$BATS_TEST_TMPDIR/req.log"
+	mount_fs
+	echo kept >"$MNT/k.txt"
+	umount_fs
+	mount_fs
+	[ "$(cat "$MNT/k.txt")" = kept ]
+	mv "$MNT/k.txt" "$MNT/l.txt"
+	[ "$(names)" = l.txt ]
+	! grep -q '/content"' "$BATS_TEST_TMPDIR/req.log"
+}
+
+@test "kill -9 during the upload of an edit: the old file stays until the new one completes at remount" {
+	FS_ALLOW='.'
+	ALLOW_LOG='incomplete request'
+	fs_setup --latency-ms 300
+	mount_fs -o part_size=1M,parallel=1
+	head -c 3000000 /dev/urandom >"$SRC/big"
+	cp "$SRC/big" "$MNT/big.bin"
+	old=$(remote_json big.bin | jq -r .id)
+	echo tail >>"$SRC/big"
+	echo tail >>"$MNT/big.bin" &
+	apid=$!
+	for i in $(seq 100); do
+		[ "$(xattr "$MNT/big.bin" user.upload.status)" = uploading ] && break
+		sleep 0.05
+	done
+	sleep 0.4
+	kill -9 "$FS_PID"
+	wait "$FS_PID" 2>/dev/null || true
+	FS_PID=
+	wait "$apid" || true
+	fusermount3 -u "$MNT"
+	# the old file is still there, whole
+	[ "$(remote_json big.bin | jq -r .id)" = "$old" ]
+	mount_fs -o part_size=1M,parallel=1
+	for i in $(seq 200); do
+		[ "$(remote_json big.bin | jq -r .id)" != "$old" ] && [ "$(names)" = big.bin ] && break
+		sleep 0.1
+	done
+	[ "$(names)" = big.bin ]
+	[ "$(remote_md5 big.bin)" = "$(md5_of "$SRC/big")" ]
+	cmp "$SRC/big" "$MNT/big.bin"
+}
+
+@test "kill -9 during a rename's upload: after the remount the file is under the new name only" {
+	FS_ALLOW='.'
+	ALLOW_LOG='incomplete request'
+	fs_setup --latency-ms 300
+	mount_fs -o part_size=1M,parallel=1
+	head -c 3000000 /dev/urandom >"$SRC/big"
+	cp "$SRC/big" "$MNT/a.bin"
+	mv "$MNT/a.bin" "$MNT/b.bin" &
+	mpid=$!
+	sleep 1
+	kill -9 "$FS_PID"
+	wait "$FS_PID" 2>/dev/null || true
+	FS_PID=
+	wait "$mpid" || true
+	fusermount3 -u "$MNT"
+	[ "$(names)" = a.bin ]
+	mount_fs -o part_size=1M,parallel=1
+	for i in $(seq 200); do
+		[ "$(names)" = b.bin ] && break
+		sleep 0.1
+	done
+	[ "$(names)" = b.bin ]
+	[ "$(remote_md5 b.bin)" = "$(md5_of "$SRC/big")" ]
+}
