@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 /* Downloads id into the cache; fd is the downloaded file, open (dl_mu held). */
-static int download(struct uf_mount *m, const char *name, const char *id, uint64_t bytes,
-		    int *fd)
+static int download(struct uf_mount *m, const char *doing, const char *name, const char *id,
+		    uint64_t bytes, int *fd)
 {
 	char path[4200], tmp[4300];
 	uf_cache_path(m->cache, id, path, sizeof path);
@@ -25,9 +25,9 @@ static int download(struct uf_mount *m, const char *name, const char *id, uint64
 	int rc = up_file_content(m->client, id, out, &got, &err);
 	if (rc == -EACCES)
 		uf_log(m, UF_WARN,
-		       "cannot read %s: %s (the API does not allow downloading files of this "
+		       "cannot %s %s: %s (the API does not allow downloading files of this "
 		       "purpose, and its bytes are not in the local cache)",
-		       name, err.message);
+		       doing, name, err.message);
 	else if (rc < 0)
 		uf_log(m, UF_ERROR, "downloading %s failed: %s", name, err.message);
 	else if (got != bytes) {
@@ -47,7 +47,7 @@ static int download(struct uf_mount *m, const char *name, const char *id, uint64
 	return 0;
 }
 
-int uf_content_open(struct uf_mount *m, struct uf_node *n, int *fd)
+int uf_content_open(struct uf_mount *m, struct uf_node *n, const char *doing, int *fd)
 {
 	char id[UP_ID_MAX], name[256];
 	pthread_mutex_lock(&m->tree.mu);
@@ -60,7 +60,7 @@ int uf_content_open(struct uf_mount *m, struct uf_node *n, int *fd)
 	pthread_mutex_lock(&n->dl_mu); /* one download of a file at a time */
 	int rc = uf_cache_open(m->cache, id, bytes, fd);
 	if (rc < 0)
-		rc = download(m, name, id, bytes, fd);
+		rc = download(m, doing, name, id, bytes, fd);
 	pthread_mutex_unlock(&n->dl_mu);
 	return rc;
 }

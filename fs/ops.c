@@ -26,7 +26,9 @@ struct handle {
 	struct uf_node *n;
 	bool write;
 	pid_t tgid;   /* the opener's process */
-	int cache_fd; /* downloaded content, for reads of remote files */
+	pthread_mutex_t mu; /* cache_fd and cache_id; a leaf lock, held over a read */
+	int cache_fd;	    /* the remote file's content, for reads */
+	char cache_id[UP_ID_MAX]; /* the file it is of: a new version since means another */
 };
 
 struct dirent_snap {
@@ -337,6 +339,7 @@ static struct handle *handle_new(fuse_req_t req, struct uf_node *n, int flags)
 	h->write = (flags & O_ACCMODE) != O_RDONLY;
 	h->tgid = uf_proc_tgid(fuse_req_ctx(req)->pid);
 	h->cache_fd = -1;
+	pthread_mutex_init(&h->mu, NULL);
 	n->pins++;
 	if (h->write)
 		n->writers++;
@@ -505,6 +508,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			n->writers--;
 			uf_life_unpin(m, n);
 			uf_tree_unlock(&m->tree);
+			pthread_mutex_destroy(&h->mu);
 			free(h);
 		}
 		fuse_reply_err(req, err);
@@ -536,13 +540,23 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		rc = up_writer_read(w, buf, size, (uint64_t)off, &got);
 		up_writer_free(w);
 	} else {
-		if (h->cache_fd < 0)
-			rc = uf_content_open(m, n, &h->cache_fd);
+		char id[UP_ID_MAX];
+		pthread_mutex_lock(&m->tree.mu);
+		memcpy(id, n->file_id, UP_ID_MAX);
+		uf_tree_unlock(&m->tree);
+		pthread_mutex_lock(&h->mu);
+		if (h->cache_fd >= 0 && strcmp(h->cache_id, id) != 0) {
+			close(h->cache_fd); /* the file has a new version since */
+			h->cache_fd = -1;
+		}
+		if (h->cache_fd < 0 && (rc = uf_content_open(m, n, "read", &h->cache_fd)) == 0)
+			memcpy(h->cache_id, id, UP_ID_MAX);
 		if (rc == 0) {
 			ssize_t r = pread(h->cache_fd, buf, size, off);
 			rc = r < 0 ? -errno : 0;
 			got = r < 0 ? 0 : (size_t)r;
 		}
+		pthread_mutex_unlock(&h->mu);
 	}
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
@@ -637,6 +651,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct uf_node *n = h->n;
 	if (h->cache_fd >= 0)
 		close(h->cache_fd);
+	pthread_mutex_destroy(&h->mu);
 	/* The last write handle gone completes the upload if no flush did. The count and the
 	 * check are one hold of the lock: a rename (rsync's, of a closed temporary) sees
 	 * either this handle, and this release uploads under the new name, or none, and the

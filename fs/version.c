@@ -21,10 +21,11 @@ bool uf_version_needed(const struct uf_node *n)
 
 /* A new writer holding the bytes of n's remote file id (bytes long): the file's MD5 is
  * computed as they are copied in, like any write. No lock held. */
-static int seed(struct uf_mount *m, struct uf_node *n, uint64_t bytes, struct up_writer **out)
+static int seed(struct uf_mount *m, struct uf_node *n, const char *doing, uint64_t bytes,
+		struct up_writer **out)
 {
 	int fd = -1;
-	int rc = uf_content_open(m, n, &fd);
+	int rc = uf_content_open(m, n, doing, &fd);
 	if (rc < 0)
 		return rc;
 	struct up_writer *w = NULL;
@@ -51,7 +52,7 @@ static int seed(struct uf_mount *m, struct uf_node *n, uint64_t bytes, struct up
 	close(fd);
 	if (rc < 0) {
 		if (rc != -EACCES)
-			uf_log(m, UF_ERROR, "%s: cannot copy its bytes for a new version: %s",
+			uf_log(m, UF_ERROR, "cannot %s %s: copying its bytes failed: %s", doing,
 			       n->name, strerror(-rc));
 		up_writer_free(w);
 		return rc;
@@ -72,7 +73,7 @@ int uf_version_begin(struct uf_mount *m, struct uf_node *n)
 	if (!need)
 		return 0;
 	struct up_writer *w = NULL;
-	int rc = seed(m, n, bytes, &w);
+	int rc = seed(m, n, "change", bytes, &w);
 	if (rc < 0)
 		return rc;
 	pthread_mutex_lock(&m->tree.mu);
@@ -105,7 +106,7 @@ static int reupload_one(struct uf_mount *m, struct uf_moving *mv)
 	uf_tree_unlock(&m->tree);
 
 	struct up_writer *w = NULL;
-	int rc = seed(m, n, bytes, &w);
+	int rc = seed(m, n, "rename", bytes, &w);
 	if (rc < 0)
 		return rc;
 	/* the record names the files this one replaces: a crash from here on ends with the

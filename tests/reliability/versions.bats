@@ -291,3 +291,69 @@ PY
 	[ "$(names)" = b.bin ]
 	[ "$(remote_md5 b.bin)" = "$(md5_of "$SRC/big")" ]
 }
+
+@test "a shared writable mmap of a completed file: the mapped change is uploaded as the new version" {
+	fs_setup
+	mount_fs
+	printf 'hello world\n' >"$MNT/m.txt"
+	python3 - "$MNT/m.txt" <<'PY'
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+mm = mmap.mmap(fd, 12, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+mm[0:5] = b"HELLO"
+mm.flush()
+mm.close()
+os.close(fd)
+PY
+	[ "$(names)" = m.txt ]
+	[ "$(remote_md5 m.txt)" = "$(md5s $'HELLO world\n')" ]
+}
+
+@test "a new version that fails: the writer's close fails, the old file stays whole" {
+	FS_ALLOW='.'
+	fs_setup
+	mount_fs -o retries=0,timeout=2
+	echo first >"$MNT/f.txt"
+	id=$(remote_json f.txt | jq -r .id)
+	stop_server
+	# (bash ignores the close of a redirection: python says what close returned)
+	run python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+os.write(fd, b"second\n")
+try:
+    os.close(fd)
+    print("close 0")
+except OSError as e:
+    print("close", e.errno)' "$MNT/f.txt"
+	[ "$output" != "close 0" ]
+	[ "$(xattr "$MNT/f.txt" user.upload.status)" = failed ]
+	start_server --allow-downloads
+	[ "$(ids)" = "$id" ]
+	[ "$(remote_md5 f.txt)" = "$(md5s $'first\n')" ]
+}
+
+@test "mv of a completed file inside the mount prints nothing (no copy, no xattr errors)" {
+	fs_setup
+	mount_fs
+	mkdir "$MNT/sub"
+	echo quiet >"$MNT/q.txt"
+	run mv "$MNT/q.txt" "$MNT/sub/q.txt"
+	[ "$status" = 0 ]
+	[ -z "$output" ]
+	[ "$(names)" = sub/q.txt ]
+}
+
+@test "a reader holding a file open across an append and a rename reads the newest bytes" {
+	fs_setup
+	mount_fs
+	echo before >"$MNT/r.txt"
+	exec 7<"$MNT/r.txt"
+	[ "$(head -c 6 <&7)" = before ]
+	echo more >>"$MNT/r.txt"
+	mv "$MNT/r.txt" "$MNT/r2.txt" # the same file (inode), a third file id
+	echo 1 >/proc/sys/vm/drop_caches
+	got=$(python3 -c 'import os; print(os.pread(7, 100, 0).decode(), end="")')
+	exec 7<&-
+	[ "$got" = "$(printf 'before\nmore\n')" ]
+}
