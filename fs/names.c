@@ -271,7 +271,6 @@ static int moving_collect(struct uf_node *n, struct uf_node *ndir, const char *n
 static void moving_install(struct uf_mount *m, struct uf_moving *mv, size_t count,
 			   struct up_idlist *gone)
 {
-	forget_listed(m, mv, count);
 	for (size_t i = 0; i < count; i++) {
 		struct uf_node *k = mv[i].n;
 		if (k->w)
@@ -366,8 +365,12 @@ void uf_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_
 			pthread_mutex_lock(&m->tree.mu);
 			uf_life_unpin(m, n);
 		}
-		/* the names may have changed meanwhile: the rename is checked again, without
-		 * letting go of the lock (the files moving are this rename's) */
+		/* a listing may have shown the new files already: those nodes go first (the
+		 * new name must not look taken by the file this rename made); then the names,
+		 * which may have changed meanwhile, are checked again without letting go of
+		 * the lock (the files moving are this rename's) */
+		if (!err)
+			forget_listed(m, mv, count);
 		if (!err)
 			err = recheck(m, parent, name, newparent, newname, flags, n, &ndir, &dst,
 				      mv, count);

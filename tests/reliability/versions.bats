@@ -357,3 +357,22 @@ except OSError as e:
 	exec 7<&-
 	[ "$got" = "$(printf 'before\nmore\n')" ]
 }
+
+@test "listings during renames of completed files never show or delete the wrong file" {
+	fs_setup --latency-ms 150
+	mount_fs -o part_size=1M
+	head -c 1500000 /dev/urandom >"$SRC/x"
+	cp "$SRC/x" "$MNT/f0"
+	( for i in $(seq 200); do ls -l "$MNT" >/dev/null 2>&1; sleep 0.05; done ) &
+	lpid=$!
+	for i in 1 2 3 4 5 6; do
+		mv "$MNT/f$((i - 1))" "$MNT/f$i"
+	done
+	kill "$lpid" 2>/dev/null || true
+	wait "$lpid" 2>/dev/null || true
+	[ "$(names)" = f6 ]
+	[ "$(remote_md5 f6)" = "$(md5_of "$SRC/x")" ]
+	sleep 2.2 # a fresh listing
+	[ "$(ls "$MNT" | tr '\n' ' ')" = "f6 " ]
+	cmp "$SRC/x" "$MNT/f6"
+}
