@@ -238,6 +238,39 @@ echo "| 4. peak RSS (VmHWM), a $MEM copy | $((hwm_big / 1024)) MiB | | |"
 echo "| 4. peak RSS, 8 parallel writers of 256 MiB | $((hwm_par / 1024)) MiB | | |"
 fi
 
+# ---- 6. completed files changed: a new version, a rename (each a new upload) ----
+if want 6; then
+EDIT=${EDIT:-256M}
+head -c "$(bytes "$EDIT")" /dev/urandom >"$work/e"
+t_cp=() t_app=() t_mv=() t_dl=()
+for r in $(seq "$RUNS"); do
+	server
+	mount_fs
+	s=$(now); cp "$work/e" "$mnt/e"; t_cp+=("$(echo "$(now) - $s" | bc)")
+	s=$(now); echo line >>"$mnt/e"; t_app+=("$(echo "$(now) - $s" | bc)")
+	s=$(now); mv "$mnt/e" "$mnt/e2"; t_mv+=("$(echo "$(now) - $s" | bc)")
+	umount_fs
+	# the same append with nothing cached: the bytes are downloaded first
+	kill "$srv_pid"; wait "$srv_pid" 2>/dev/null || true; srv_pid=
+	rm -rf "$work/data" "$work/srv.out"
+	"$SERVER" --listen 127.0.0.1:0 --data "$work/data" --allow-downloads >"$work/srv.out" 2>>"$work/srv.err" &
+	srv_pid=$!
+	until base=$(sed -n 's/^listening on //p' "$work/srv.out" 2>/dev/null) && [ -n "$base" ]; do sleep 0.05; done
+	mount_fs -o cache_size=0
+	cp "$work/e" "$mnt/e"
+	s=$(now); echo line >>"$mnt/e"; t_dl+=("$(echo "$(now) - $s" | bc)")
+	umount_fs
+done
+cp_s=$(printf '%s\n' "${t_cp[@]}" | median)
+app_s=$(printf '%s\n' "${t_app[@]}" | median)
+mv_s=$(printf '%s\n' "${t_mv[@]}" | median)
+dl_s=$(printf '%s\n' "${t_dl[@]}" | median)
+echo "| 6. echo >> a completed $EDIT file (cached: copy, MD5, upload) | $app_s s | cp of the $EDIT file: $cp_s s | $(ratio "$app_s" "$cp_s")x |"
+echo "| 6. mv of a completed $EDIT file (upload again, delete) | $mv_s s | cp: $cp_s s | $(ratio "$mv_s" "$cp_s")x |"
+echo "| 6. echo >> with cache_size=0 (download first) | $dl_s s | cp: $cp_s s | $(ratio "$dl_s" "$cp_s")x |"
+rm -f "$work/e"
+fi
+
 # ---- 5. the server alone: 256 MiB in 64 MiB parts, 4 at a time, no FUSE ----
 want 5 || exit 0
 server

@@ -315,6 +315,7 @@ PY
 	mount_fs -o retries=0,timeout=2
 	echo first >"$MNT/f.txt"
 	id=$(remote_json f.txt | jq -r .id)
+	port=${BASE##*:}
 	stop_server
 	# (bash ignores the close of a redirection: python says what close returned)
 	run python3 -c '
@@ -328,9 +329,23 @@ except OSError as e:
     print("close", e.errno)' "$MNT/f.txt"
 	[ "$output" != "close 0" ]
 	[ "$(xattr "$MNT/f.txt" user.upload.status)" = failed ]
-	start_server --allow-downloads
+	port=${port%/v1}
+	"$SERVER" --listen "127.0.0.1:$port" --data "$SRV_DATA" --allow-downloads \
+		>"$BATS_TEST_TMPDIR/srv2.out" 2>>"$BATS_TEST_TMPDIR/srv.err" &
+	SRV_PID=$!
+	for i in $(seq 100); do grep -q listening "$BATS_TEST_TMPDIR/srv2.out" && break; sleep 0.05; done
 	[ "$(ids)" = "$id" ]
 	[ "$(remote_md5 f.txt)" = "$(md5s $'first\n')" ]
+	# the server back (same address): the failed version still shows, as for any failed
+	# file; further appends are EIO, and writing the file whole (O_TRUNC) replaces it
+	[ "$(cat "$MNT/f.txt")" = "$(printf 'first\nsecond')" ]
+	run bash -c "echo third >>'$MNT/f.txt'"
+	[ "$status" -ne 0 ]
+	printf 'first\nthird\n' >"$MNT/f.txt"
+	[ "$(names)" = f.txt ]
+	[ "$(remote_md5 f.txt)" = "$(md5s $'first\nthird\n')" ]
+	[ "$(curl -sS -o /dev/null -w '%{http_code}' "$BASE/files/$id")" = 404 ]
+	[ "$(xattr "$MNT/f.txt" user.upload.status)" = completed ]
 }
 
 @test "mv of a completed file inside the mount prints nothing (no copy, no xattr errors)" {
