@@ -391,3 +391,71 @@ except OSError as e:
 	[ "$(ls "$MNT" | tr '\n' ' ')" = "f6 " ]
 	cmp "$SRC/x" "$MNT/f6"
 }
+
+@test ">> from two processes at once (a shared log): one new version with every line" {
+	fs_setup --log-requests "$BATS_TEST_TMPDIR/req.log"
+	mount_fs
+	echo start >"$MNT/app.log"
+	writer() { # NAME: 20 lines, slowly, through one descriptor
+		exec 8>>"$MNT/app.log"
+		for i in $(seq 20); do echo "$1 $i" >&8; sleep 0.02; done
+		exec 8>&-
+	}
+	writer a &
+	pa=$!
+	writer b &
+	pb=$!
+	wait "$pa" "$pb"
+	[ "$(names)" = app.log ]
+	[ "$(grep -c '"path":"\\/v1\\/uploads"' "$BATS_TEST_TMPDIR/req.log")" = 2 ]
+	got=$(curl -sS "$BASE/files/$(remote_json app.log | jq -r .id)/content")
+	[ "$(head -1 <<<"$got")" = start ]
+	[ "$(grep -c '^a ' <<<"$got")" = 20 ]
+	[ "$(grep -c '^b ' <<<"$got")" = 20 ]
+	[ "$(wc -l <<<"$got")" = 41 ]
+}
+
+@test "mv of a directory whose files are neither cached nor downloadable fails; nothing changes" {
+	FS_ALLOW='cannot rename'
+	start_server
+	mount_fs -o cache_size=0
+	mkdir "$MNT/d"
+	echo one >"$MNT/d/one.txt"
+	echo two >"$MNT/d/two.txt"
+	before=$(ids)
+	run mv "$MNT/d" "$MNT/e"
+	[ "$status" -ne 0 ]
+	[ "$(names)" = "d/one.txt d/two.txt" ]
+	[ "$(ids)" = "$before" ]
+	[ -e "$MNT/d/one.txt" ] && [ ! -e "$MNT/e" ]
+}
+
+@test "mv of a directory whose files are not cached but downloadable: every file under the new path" {
+	fs_setup
+	mount_fs -o cache_size=0
+	mkdir -p "$MNT/d/s"
+	echo one >"$MNT/d/one.txt"
+	echo two >"$MNT/d/s/two.txt"
+	mv "$MNT/d" "$MNT/e"
+	[ "$(names)" = "e/one.txt e/s/two.txt" ]
+	[ "$(remote_md5 e/s/two.txt)" = "$(md5s $'two\n')" ]
+	[ "$(cat "$MNT/e/one.txt")" = one ]
+}
+
+@test "mv of a directory fails half-way (second file not obtainable): the copies made are deleted" {
+	FS_ALLOW='cannot rename'
+	start_server --log-requests "$BATS_TEST_TMPDIR/req.log"
+	mount_fs -o cache_size=1 # the newest content only
+	mkdir "$MNT/d"
+	touch "$MNT/d/one.txt" # first in the directory, written last: the newest in the cache
+	echo two >"$MNT/d/two.txt"
+	echo one >"$MNT/d/one.txt" # two.txt's bytes leave the cache
+	before=$(ids)
+	run mv "$MNT/d" "$MNT/e"
+	[ "$status" -ne 0 ]
+	[ "$(names)" = "d/one.txt d/two.txt" ]
+	[ "$(ids)" = "$before" ]
+	# e/one.txt had been uploaded, and was deleted
+	[ "$(grep '"method":"DELETE"' "$BATS_TEST_TMPDIR/req.log" | grep -c '"status":200')" = 1 ]
+	[ -e "$MNT/d/two.txt" ] && [ ! -e "$MNT/e" ]
+}
