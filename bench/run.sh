@@ -242,13 +242,17 @@ fi
 if want 6; then
 EDIT=${EDIT:-256M}
 head -c "$(bytes "$EDIT")" /dev/urandom >"$work/e"
-t_cp=() t_app=() t_mv=() t_dl=()
+mkdir -p "$work/edir"
+for i in $(seq 200); do head -c 4096 /dev/urandom >"$work/edir/f$i"; done
+t_cp=() t_app=() t_mv=() t_dl=() t_cpd=() t_mvd=()
 for r in $(seq "$RUNS"); do
 	server
 	mount_fs
 	s=$(now); cp "$work/e" "$mnt/e"; t_cp+=("$(echo "$(now) - $s" | bc)")
 	s=$(now); echo line >>"$mnt/e"; t_app+=("$(echo "$(now) - $s" | bc)")
 	s=$(now); mv "$mnt/e" "$mnt/e2"; t_mv+=("$(echo "$(now) - $s" | bc)")
+	s=$(now); cp -r "$work/edir" "$mnt/d"; t_cpd+=("$(echo "$(now) - $s" | bc)")
+	s=$(now); mv "$mnt/d" "$mnt/d2"; t_mvd+=("$(echo "$(now) - $s" | bc)")
 	umount_fs
 	# the same append with nothing cached: the bytes are downloaded first
 	kill "$srv_pid"; wait "$srv_pid" 2>/dev/null || true; srv_pid=
@@ -268,7 +272,10 @@ dl_s=$(printf '%s\n' "${t_dl[@]}" | median)
 echo "| 6. echo >> a completed $EDIT file (cached: copy, MD5, upload) | $app_s s | cp of the $EDIT file: $cp_s s | $(ratio "$app_s" "$cp_s")x |"
 echo "| 6. mv of a completed $EDIT file (upload again, delete) | $mv_s s | cp: $cp_s s | $(ratio "$mv_s" "$cp_s")x |"
 echo "| 6. echo >> with cache_size=0 (download first) | $dl_s s | cp: $cp_s s | $(ratio "$dl_s" "$cp_s")x |"
-rm -f "$work/e"
+cpd_s=$(printf '%s\n' "${t_cpd[@]}" | median)
+mvd_s=$(printf '%s\n' "${t_mvd[@]}" | median)
+echo "| 6. mv of a directory of 200 completed 4 KiB files | $mvd_s s | cp -r of it: $cpd_s s | $(ratio "$mvd_s" "$cpd_s")x |"
+rm -rf "$work/e" "$work/edir"
 fi
 
 # ---- 5. the server alone: 256 MiB in 64 MiB parts, 4 at a time, no FUSE ----

@@ -6,6 +6,8 @@
 #include "meta.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,16 +142,53 @@ static int reupload_one(struct uf_mount *m, struct uf_moving *mv)
 	return rc;
 }
 
+/* The files of one rename, shared by its workers. */
+struct batch {
+	struct uf_mount *m;
+	struct uf_moving *mv;
+	size_t count;
+	atomic_size_t next;
+	atomic_int err; /* the first failure: the others take no new file */
+};
+
+static void *reupload_worker(void *arg)
+{
+	struct batch *b = arg;
+	for (;;) {
+		size_t i = atomic_fetch_add(&b->next, 1);
+		if (i >= b->count || atomic_load(&b->err))
+			break;
+		int rc = reupload_one(b->m, &b->mv[i]);
+		int none = 0;
+		if (rc < 0)
+			atomic_compare_exchange_strong(&b->err, &none, rc);
+	}
+	return NULL;
+}
+
 int uf_version_reupload(struct uf_mount *m, struct uf_moving *mv, size_t count)
 {
-	size_t done = 0;
-	int rc = 0;
-	while (done < count && (rc = reupload_one(m, &mv[done])) == 0)
-		done++;
+	/* the files of a directory go up side by side (each is a few round trips), as many
+	 * at a time as parts may be in flight */
+	struct batch b = {.m = m, .mv = mv, .count = count};
+	atomic_init(&b.next, 0);
+	atomic_init(&b.err, 0);
+	size_t nthreads = count < m->cfg.parallel ? count : m->cfg.parallel;
+	pthread_t tids[64];
+	size_t started = 0;
+	while (started + 1 < nthreads &&
+	       pthread_create(&tids[started], NULL, reupload_worker, &b) == 0)
+		started++;
+	reupload_worker(&b);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	int rc = atomic_load(&b.err);
 	if (rc == 0)
 		return 0;
 	/* all or nothing: the copies already made go */
-	for (size_t i = 0; i < done; i++) {
+	for (size_t i = 0; i < count; i++) {
+		if (!mv[i].new_id[0])
+			continue;
 		struct up_error err;
 		if (up_file_delete(m->client, mv[i].new_id, &err) < 0 && err.status != 404)
 			uf_log(m, UF_ERROR, "could not delete %s (%s), made for a rename that failed: %s",
