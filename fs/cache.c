@@ -214,6 +214,26 @@ void uf_cache_added(struct uf_cache *c, const char *id)
 	free(victims);
 }
 
+void uf_cache_trim(struct uf_cache *c)
+{
+	pthread_mutex_lock(&c->mu);
+	uint64_t held = c->held;
+	pthread_mutex_unlock(&c->mu);
+	if (held == 0)
+		return;
+	uint64_t limit = allowed(c, held);
+	char(*victims)[UP_ID_MAX] = NULL;
+	pthread_mutex_lock(&c->mu);
+	size_t nv = evict_locked(c, limit, "", &victims);
+	pthread_mutex_unlock(&c->mu);
+	char path[4200];
+	for (size_t i = 0; i < nv; i++) {
+		uf_cache_path(c, victims[i], path, sizeof path);
+		unlink(path);
+	}
+	free(victims);
+}
+
 void uf_cache_drop(struct uf_cache *c, const char *id)
 {
 	char path[4200];

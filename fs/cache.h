@@ -25,6 +25,10 @@ int uf_cache_open(struct uf_cache *c, const char *id, uint64_t bytes, int *fd);
  * it is counted, and older content goes if the budget is passed. */
 void uf_cache_added(struct uf_cache *c, const char *id);
 
+/* Evicts what the budget no longer allows, the free space having shrunk (a new spool is
+ * about to grow: spools of files being written come before cached content). */
+void uf_cache_trim(struct uf_cache *c);
+
 /* id is gone from the server: its content goes too. */
 void uf_cache_drop(struct uf_cache *c, const char *id);
 

@@ -26,6 +26,7 @@ int uf_life_make_writer(struct uf_mount *m, struct up_writer **out)
 				      .part_size = m->cfg.part_size,
 				      .max_size = m->cfg.max_file_size,
 				      .journal_path = journal};
+	uf_cache_trim(m->cache); /* a spool comes before cached content */
 	int rc = up_writer_new(&wc, out);
 	if (rc < 0)
 		uf_log(m, UF_ERROR, "cannot create a spool file in %s: %s", m->spool_dir,

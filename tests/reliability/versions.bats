@@ -459,3 +459,25 @@ except OSError as e:
 	[ "$(grep '"method":"DELETE"' "$BATS_TEST_TMPDIR/req.log" | grep -c '"status":200')" = 1 ]
 	[ -e "$MNT/d/two.txt" ] && [ ! -e "$MNT/e" ]
 }
+
+@test "the cache gives way when the disk fills: a new file's spool comes before cached content" {
+	fs_setup
+	SMALL=$BATS_TEST_TMPDIR/small
+	mkdir -p "$SMALL"
+	mount -t tmpfs -o size=16m tmpfs "$SMALL"
+	CACHE=$SMALL/cache
+	mount_fs -o cache_size=1G
+	for f in a b c; do head -c 3000000 /dev/urandom >"$SRC/$f"; cp "$SRC/$f" "$MNT/$f"; done
+	[ "$(ls "$CACHE/content" | wc -l)" = 3 ]
+	# something else takes the disk's free space: the cache's budget shrinks
+	avail=$(df -B1 --output=avail "$SMALL" | tail -1)
+	head -c $((avail - 300000)) /dev/zero >"$SMALL/filler"
+	exec 7>"$MNT/new.txt" # its spool is made: the cache makes room first
+	n=$(ls "$CACHE/content" | wc -l)
+	echo new >&7
+	exec 7>&-
+	rm -f "$SMALL/filler"
+	umount_fs
+	umount "$SMALL"
+	[ "$n" -lt 3 ]
+}
