@@ -3,6 +3,7 @@
 #include "mount.h"
 #include "meta.h"
 #include "parse.h"
+#include "listing.h"
 #include "recover.h"
 #include "statuscmd.h"
 
@@ -28,7 +29,8 @@ static void client_log(void *ud, enum up_log_level level, const char *line)
 
 struct raw_opts {
 	char *api_base, *api_key_file, *purpose, *part_size, *parallel, *cache_dir, *retries,
-	    *timeout, *max_file_size, *uid, *gid, *umask, *api_key, *log, *size_hint, *cache_size;
+	    *timeout, *max_file_size, *uid, *gid, *umask, *api_key, *log, *size_hint, *cache_size, *list_interval,
+	    *sweep_interval;
 	int async_close, allow_http, allow_other;
 };
 
@@ -55,6 +57,8 @@ static const struct fuse_opt opt_table[] = {
     OPT("log=%s", log),
     OPT("size_hint=%s", size_hint),
     OPT("cache_size=%s", cache_size),
+    OPT("list_interval=%s", list_interval),
+    OPT("sweep_interval=%s", sweep_interval),
     {"async", offsetof(struct raw_opts, async_close), 1},
     {"allow_http", offsetof(struct raw_opts, allow_http), 1},
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
@@ -91,6 +95,8 @@ static void usage(const char *prog)
 	       "  -o retries=N           retries of a failed request (5)\n"
 	       "  -o timeout=SECONDS     stall timeout of a request (60)\n"
 	       "  -o max_file_size=SIZE  larger writes fail with EFBIG (8G)\n"
+	       "  -o list_interval=S     seconds between polls of the newest remote files (2)\n"
+	       "  -o sweep_interval=S    seconds between whole listings (deletions) (30)\n"
 	       "  -o cache_size=SIZE     budget of the local content cache (4G, bounded by\n"
 	       "                         the free space)\n"
 	       "  -o async               close() returns before the upload completes\n"
@@ -200,7 +206,19 @@ static int check_options(struct raw_opts *r, struct uf_config *c)
 	c->log_file = r->log ? strdup(r->log) : NULL;
 	c->async_close = r->async_close;
 	c->allow_http = r->allow_http;
-	c->list_ttl = 2.0;
+	c->list_interval = 2.0;
+	if (r->list_interval) {
+		if (up_parse_u64(r->list_interval, &v) < 0 || v < 1 || v > 86400)
+			return refuse("list_interval", r->list_interval, "expected 1 to 86400 seconds");
+		c->list_interval = (double)v;
+	}
+	c->sweep_interval = 30.0;
+	if (r->sweep_interval) {
+		if (up_parse_u64(r->sweep_interval, &v) < 0 || v < 1 || v > 86400)
+			return refuse("sweep_interval", r->sweep_interval,
+				      "expected 1 to 86400 seconds");
+		c->sweep_interval = (double)v;
+	}
 	c->size_hint = true;
 	if (r->size_hint) {
 		if (strcmp(r->size_hint, "off") != 0 && strcmp(r->size_hint, "auto") != 0)
@@ -273,15 +291,15 @@ static int setup(struct uf_mount *m)
 		fprintf(stderr, "uploadfs: cannot create %s: %s\n", m->spool_dir, strerror(-rc));
 		return rc;
 	}
-	char path[PATH_MAX];
-	snprintf(path, sizeof path, "%s/state.json", m->cfg.cache_dir);
-	bool torn = false;
-	if ((rc = uf_state_open(path, &m->state, &torn)) < 0) {
-		fprintf(stderr, "uploadfs: cannot open %s: %s\n", path, strerror(-rc));
+	char *torn = NULL;
+	if ((rc = uf_state_open(m->cfg.cache_dir, &m->state, &torn)) < 0) {
+		fprintf(stderr, "uploadfs: cannot open the state store in %s: %s\n",
+			m->cfg.cache_dir, strerror(-rc));
 		return rc;
 	}
 	if (torn)
-		uf_log(m, UF_WARN, "%s was damaged; set aside as %s.corrupt", path, path);
+		uf_log(m, UF_WARN, "%s was damaged; set aside as %s.corrupt", torn, torn);
+	free(torn);
 	if ((rc = uf_cache_new(m->content_dir, m->cfg.cache_size, &m->cache)) < 0) {
 		fprintf(stderr, "uploadfs: cannot read %s: %s\n", m->content_dir, strerror(-rc));
 		return rc;
@@ -310,15 +328,14 @@ static int setup(struct uf_mount *m)
 			up_client_base(m->client), err.message);
 		return rc;
 	}
-	pthread_mutex_lock(&m->tree.mu);
-	uf_tree_merge(&m->tree, &l, ++m->tree.list_epoch, NULL);
-	uf_tree_unlock(&m->tree);
+	uf_listing_first(m, &l);
 	up_file_list_clear(&l);
 	return 0;
 }
 
 static void teardown(struct uf_mount *m)
 {
+	uf_listing_stop(m);
 	/* -o async: uploads still completing in the background finish before we go */
 	pthread_mutex_lock(&m->bg_mu);
 	if (m->bg_running)
@@ -341,6 +358,8 @@ static void teardown(struct uf_mount *m)
 	if (m->cache_lock_fd >= 0)
 		close(m->cache_lock_fd);
 	pthread_mutex_destroy(&m->list_mu);
+	pthread_mutex_destroy(&m->lister_mu);
+	pthread_cond_destroy(&m->lister_cv);
 	pthread_mutex_destroy(&m->bg_mu);
 	pthread_cond_destroy(&m->bg_cv);
 }
@@ -359,6 +378,8 @@ int main(int argc, char *argv[])
 	uf_logger_init(&m.log);
 	m.cache_lock_fd = -1;
 	pthread_mutex_init(&m.list_mu, NULL);
+	pthread_mutex_init(&m.lister_mu, NULL);
+	pthread_cond_init(&m.lister_cv, NULL);
 	pthread_mutex_init(&m.bg_mu, NULL);
 	pthread_cond_init(&m.bg_cv, NULL);
 
@@ -426,6 +447,7 @@ int main(int argc, char *argv[])
 	/* worker threads only after daemonizing (fork keeps one thread), and after SIGHUP
 	 * is blocked for them all */
 	if (uf_logger_start(&m.log) < 0 || uf_state_start(m.state) < 0 ||
+	    uf_listing_start(&m) < 0 ||
 	    up_async_new(m.client, m.cfg.parallel, &m.async) < 0) {
 		uf_log(&m, UF_ERROR, "cannot start the part pipeline");
 		fuse_session_unmount(se);
@@ -468,5 +490,8 @@ out:
 	free(raw.umask);
 	free(raw.log);
 	free(raw.size_hint);
+	free(raw.cache_size);
+	free(raw.list_interval);
+	free(raw.sweep_interval);
 	return status;
 }

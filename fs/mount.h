@@ -36,7 +36,8 @@ struct uf_config {
 	uid_t uid;
 	gid_t gid;
 	mode_t umask;
-	double list_ttl; /* seconds a remote listing is trusted */
+	double list_interval;  /* seconds between polls of the newest files */
+	double sweep_interval; /* seconds between whole listings (deletions elsewhere) */
 };
 
 struct uf_mount {
@@ -53,10 +54,14 @@ struct uf_mount {
 	atomic_uint_fast64_t spool_seq;
 	int cache_lock_fd;	 /* flock of cache_dir/lock: one mount per cache */
 	pthread_mutex_t list_mu; /* one listing refresh at a time; taken before tree.mu */
+	double swept_at;	 /* CLOCK_MONOTONIC of the last whole listing (list_mu) */
+	pthread_t lister;	 /* the refresher (fs/listing.h) */
+	pthread_mutex_t lister_mu; /* lister_stop; a leaf lock */
+	pthread_cond_t lister_cv;
+	bool lister_stop, lister_running;
 	pthread_mutex_t bg_mu;	 /* background completions still running; a leaf lock */
 	pthread_cond_t bg_cv;
 	unsigned bg_running;
-	double listed_at;
 	struct uf_logger log;
 };
 

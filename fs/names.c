@@ -4,7 +4,6 @@
 
 #include "lifecycle.h"
 #include "journal.h"
-#include "listing.h"
 #include "version.h"
 
 #include <errno.h>
@@ -20,7 +19,6 @@ static struct uf_mount *M(fuse_req_t req)
 void uf_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct uf_mount *m = M(req);
-	uf_listing_refresh(m, false);
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *dir = uf_tree_get(&m->tree, parent);
 	struct uf_node *n = dir ? uf_tree_child(dir, name) : NULL;
@@ -207,27 +205,36 @@ static void moving_end(struct uf_mount *m, struct uf_moving *mv, size_t count)
 	pthread_cond_broadcast(&m->tree.idle_cv);
 }
 
-/* Nodes a listing made meanwhile for the files the rename uploaded (tree lock held). */
+static int by_id(const void *a, const void *b)
+{
+	return strcmp((const char *)a, (const char *)b);
+}
+
+/* Nodes a listing made meanwhile for the files the rename uploaded (tree lock held): one
+ * pass over the inodes, each looked up among the new ids (sorted). */
 static void forget_listed(struct uf_mount *m, const struct uf_moving *mv, size_t count)
 {
+	char(*ids)[UP_ID_MAX] = malloc(count * sizeof *ids);
+	if (!ids)
+		return; /* at worst the listing's copy shows until the next one */
+	for (size_t j = 0; j < count; j++)
+		memcpy(ids[j], mv[j].new_id, UP_ID_MAX);
+	qsort(ids, count, sizeof *ids, by_id);
 	for (size_t i = 0; i < m->tree.ninodes; i++) {
 		struct uf_node *k = m->tree.inodes[i];
-		if (!k || k->kind != UF_FILE || !k->linked || k->w || k->finishing)
+		if (!k || k->kind != UF_FILE || !k->linked || k->w || k->finishing || !k->file_id[0] ||
+		    !bsearch(k->file_id, ids, count, sizeof *ids, by_id))
 			continue;
-		for (size_t j = 0; j < count; j++)
-			if (k != mv[j].n && strcmp(k->file_id, mv[j].new_id) == 0) {
-				struct uf_node *p = k->parent;
-				uf_tree_unlink(&m->tree, k);
-				/* and a directory that only the listing had made */
-				while (p && p != m->tree.root && !p->local_dir && !p->nkids &&
-				       p->linked) {
-					struct uf_node *up = p->parent;
-					uf_tree_unlink(&m->tree, p);
-					p = up;
-				}
-				break;
-			}
+		struct uf_node *p = k->parent;
+		uf_tree_unlink(&m->tree, k);
+		/* and a directory that only the listing had made */
+		while (p && p != m->tree.root && !p->local_dir && !p->nkids && p->linked) {
+			struct uf_node *up = p->parent;
+			uf_tree_unlink(&m->tree, p);
+			p = up;
+		}
 	}
+	free(ids);
 }
 
 /* Deletes the remote files a rename has replaced (no lock held). */
@@ -335,7 +342,6 @@ void uf_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	uf_listing_refresh(m, false);
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *n, *dst, *ndir;
 	struct up_writer *replaced = NULL;

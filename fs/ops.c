@@ -1,11 +1,11 @@
 /* The FUSE operations: a thin adapter. Each keeps the namespace under the tree lock and
- * leaves the upload's life to lifecycle.h, downloads to content.h and the listing to
- * listing.h; no network request or fsync under the lock. Each rule is written down in
+ * leaves the upload's life to lifecycle.h and downloads to content.h; none waits for a
+ * listing (listing.h keeps it fresh beside them); no network request or fsync under the
+ * lock. Each rule is written down in
  * docs/SEMANTICS.md; docs/ARCHITECTURE.md maps them to these functions. */
 #include "content.h"
 #include "journal.h"
 #include "lifecycle.h"
-#include "listing.h"
 #include "names.h"
 #include "version.h"
 #include "proc.h"
@@ -87,7 +87,6 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct uf_mount *m = M(req);
-	uf_listing_refresh(m, false);
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *dir = uf_tree_get(&m->tree, parent);
 	struct uf_node *n = dir && dir->kind == UF_DIR ? uf_tree_child(dir, name) : NULL;
@@ -225,7 +224,6 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct uf_mount *m = M(req);
-	uf_listing_refresh(m, false);
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *n = uf_tree_get(&m->tree, ino);
 	struct dir_handle *d = n && n->kind == UF_DIR ? calloc(1, sizeof *d) : NULL;
@@ -290,7 +288,6 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	struct uf_mount *m = M(req);
-	uf_listing_refresh(m, false);
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *dir = uf_tree_get(&m->tree, parent), *n = NULL;
 	int err = !dir			     ? ESTALE
@@ -314,7 +311,6 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct uf_mount *m = M(req);
-	uf_listing_refresh(m, false);
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *dir = uf_tree_get(&m->tree, parent);
 	struct uf_node *n = dir ? uf_tree_child(dir, name) : NULL;
@@ -359,7 +355,6 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		      struct fuse_file_info *fi)
 {
 	struct uf_mount *m = M(req);
-	uf_listing_refresh(m, false);
 	pid_t pid = fuse_req_ctx(req)->pid;
 	bool temp = (fi->flags & O_EXCL) && rsync_temp_name(name) && uf_proc_is(pid, "rsync");
 	/* cp opened its source before it created this file: that file's size is this one's, so

@@ -1,12 +1,13 @@
 /* state: what the API cannot keep but tools expect — mode, owner and mtime of each remote
  * file (so a second rsync -a sees equal sizes and times), and the mount's own directories
- * with their user.purpose / user.mime_type defaults. One JSON document under cache_dir,
- * written with tmp + fsync + rename by a saver thread of its own, never under the caller's
- * locks; changes that come while it writes go out together in its next round. */
+ * with their user.purpose / user.mime_type defaults. SQLite (cache_dir/state.db, WAL): a
+ * change is one record, written by a saver thread of its own in one transaction with the
+ * changes that came meanwhile, never under the caller's locks; reads come from memory. */
 #ifndef UF_STATE_H
 #define UF_STATE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -26,9 +27,10 @@ struct uf_dir_rec {
 	const char *mime;
 };
 
-/* A missing file is an empty state; a torn one is set aside (path.corrupt) and logged by
- * the caller through *torn. */
-int uf_state_open(const char *path, struct uf_state **out, bool *torn);
+/* The store in dir (state.db; an earlier version's state.json is taken in once and kept as
+ * state.json.imported). A missing store is empty; a damaged one is set aside (.corrupt) and
+ * *torn names it (caller frees) for the caller's log. */
+int uf_state_open(const char *dir, struct uf_state **out, char **torn);
 /* Starts the saver (after daemonizing: fork keeps one thread). Until then changes are
  * written at once. */
 int uf_state_start(struct uf_state *s);
@@ -38,6 +40,10 @@ void uf_state_close(struct uf_state *s);
 bool uf_state_file_get(struct uf_state *s, const char *file_id, struct uf_attrs *out);
 int uf_state_file_put(struct uf_state *s, const char *file_id, const struct uf_attrs *a);
 int uf_state_file_del(struct uf_state *s, const char *file_id);
+/* Drops the records of files for which keep says no (files deleted elsewhere). */
+void uf_state_files_retain(struct uf_state *s, bool (*keep)(const char *file_id, void *ud),
+			   void *ud);
+size_t uf_state_file_count(struct uf_state *s);
 
 int uf_state_dir_put(struct uf_state *s, const struct uf_dir_rec *d);
 int uf_state_dir_del(struct uf_state *s, const char *path);

@@ -7,6 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char *name_of(const struct uf_node *n)
+{
+	return n->name;
+}
+
+static const char *id_of(const struct uf_node *n)
+{
+	return n->file_id;
+}
+
 static struct uf_node *node_alloc(struct uf_tree *t, enum uf_kind kind, const char *name,
 				  mode_t mode)
 {
@@ -35,6 +45,7 @@ static struct uf_node *node_alloc(struct uf_tree *t, enum uf_kind kind, const ch
 	clock_gettime(CLOCK_REALTIME, &n->mtime);
 	n->atime = n->ctime = n->mtime;
 	n->gen = t->gen;
+	uf_index_init(&n->names, name_of);
 	pthread_mutex_init(&n->dl_mu, NULL);
 	return n;
 }
@@ -79,6 +90,7 @@ static void node_free(struct uf_tree *t, struct uf_node *n)
 	if (n->w) /* no memory for the list: freed here, late rather than never */
 		up_writer_free(n->w);
 	pthread_mutex_destroy(&n->dl_mu);
+	uf_index_clear(&n->names);
 	free(n->kids);
 	free(n->name);
 	free(n->x_purpose);
@@ -128,10 +140,7 @@ struct uf_node *uf_tree_get(struct uf_tree *t, fuse_ino_t ino)
 
 struct uf_node *uf_tree_child(struct uf_node *dir, const char *name)
 {
-	for (size_t i = 0; i < dir->nkids; i++)
-		if (strcmp(dir->kids[i]->name, name) == 0)
-			return dir->kids[i];
-	return NULL;
+	return uf_index_find(&dir->names, name, NULL, NULL);
 }
 
 static int add_kid(struct uf_node *dir, struct uf_node *n)
@@ -144,6 +153,9 @@ static int add_kid(struct uf_node *dir, struct uf_node *n)
 		dir->kids = nk;
 		dir->capkids = cap;
 	}
+	if (uf_index_put(&dir->names, n) < 0)
+		return -ENOMEM;
+	n->slot = dir->nkids;
 	dir->kids[dir->nkids++] = n;
 	n->parent = dir;
 	n->linked = true;
@@ -152,11 +164,12 @@ static int add_kid(struct uf_node *dir, struct uf_node *n)
 
 static void del_kid(struct uf_node *dir, struct uf_node *n)
 {
-	for (size_t i = 0; i < dir->nkids; i++)
-		if (dir->kids[i] == n) {
-			dir->kids[i] = dir->kids[--dir->nkids];
-			break;
-		}
+	if (n->slot < dir->nkids && dir->kids[n->slot] == n) {
+		uf_index_del(&dir->names, n);
+		struct uf_node *last = dir->kids[--dir->nkids];
+		dir->kids[n->slot] = last;
+		last->slot = n->slot;
+	}
 	n->linked = false;
 }
 
@@ -193,17 +206,27 @@ int uf_tree_move(struct uf_tree *t, struct uf_node *n, struct uf_node *dir, cons
 	char *nn = strdup(name);
 	if (!nn)
 		return -ENOMEM;
-	if (n->parent != dir) {
-		if (n->linked)
-			del_kid(n->parent, n);
-		int rc = add_kid(dir, n);
-		if (rc < 0) {
-			free(nn);
-			return rc;
-		}
+	/* out under the old name, in under the new one */
+	bool was = n->linked;
+	struct uf_node *from = n->parent;
+	if (!was && from == dir) { /* not in the namespace: a new name only */
+		free(n->name);
+		n->name = nn;
+		return 0;
 	}
-	free(n->name);
+	if (was)
+		del_kid(from, n);
+	char *old = n->name;
 	n->name = nn;
+	int rc = add_kid(dir, n);
+	if (rc < 0) {
+		n->name = old;
+		free(nn);
+		if (was && add_kid(from, n) < 0)
+			n->linked = false; /* no memory to put it back: gone from the namespace */
+		return rc;
+	}
+	free(old);
 	return 0;
 }
 
@@ -290,27 +313,37 @@ struct uf_node *uf_tree_place(struct uf_tree *t, const char *path)
 	return n;
 }
 
+struct claim {
+	uint64_t gen;
+	const struct uf_node *self;
+};
+
+static bool claims(const struct uf_node *k, const void *arg)
+{
+	const struct claim *c = arg;
+	return k != c->self && k->gen == c->gen;
+}
+
+/* Whether another node of dir this listing has seen already holds name. */
 static bool claimed(const struct uf_node *dir, const char *name, uint64_t gen,
 		    const struct uf_node *self)
 {
-	for (size_t i = 0; i < dir->nkids; i++) {
-		const struct uf_node *k = dir->kids[i];
-		if (k != self && k->gen == gen && strcmp(k->name, name) == 0)
-			return true;
-	}
-	return false;
+	struct claim c = {gen, self};
+	return uf_index_find(&dir->names, name, claims, &c) != NULL;
 }
 
-static struct uf_node *by_file_id(struct uf_node *dir, const char *id)
+static bool remote_file_in(const struct uf_node *k, const void *dir)
 {
-	for (size_t i = 0; i < dir->nkids; i++)
-		if (dir->kids[i]->kind == UF_FILE && dir->kids[i]->remote &&
-		    strcmp(dir->kids[i]->file_id, id) == 0)
-			return dir->kids[i];
-	return NULL;
+	return k->kind == UF_FILE && k->remote && k->linked && k->parent == dir;
 }
 
-static void merge_one(struct uf_tree *t, const struct up_file *f)
+/* dir's remote file id, from the merge's index of every remote file by id. */
+static struct uf_node *by_file_id(const struct uf_index *ids, struct uf_node *dir, const char *id)
+{
+	return uf_index_find(ids, id, remote_file_in, dir);
+}
+
+static void merge_one(struct uf_tree *t, struct uf_index *ids, const struct up_file *f)
 {
 	/* filename "a/b.jsonl" is b.jsonl in a/ */
 	char *path = strdup(f->filename);
@@ -327,7 +360,7 @@ static void merge_one(struct uf_tree *t, const struct up_file *f)
 		free(path);
 		return;
 	}
-	struct uf_node *n = by_file_id(dir, f->id);
+	struct uf_node *n = by_file_id(ids, dir, f->id);
 	/* the newest file of a name has it plainly; the others are NAME~FILEID */
 	char *want = NULL;
 	if (claimed(dir, base, t->gen, n)) {
@@ -346,6 +379,7 @@ static void merge_one(struct uf_tree *t, const struct up_file *f)
 		if (n) {
 			n->remote = true;
 			snprintf(n->file_id, sizeof n->file_id, "%s", f->id);
+			uf_index_put(ids, n); /* a listing names each id once: at worst unindexed */
 			n->mtime.tv_sec = f->created_at;
 			n->mtime.tv_nsec = 0;
 			n->ctime = n->atime = n->mtime;
@@ -420,14 +454,29 @@ static bool deleted_since(struct uf_tree *t, const char *id, uint64_t epoch)
 	return false;
 }
 
+void uf_tree_index_ids(struct uf_tree *t, struct uf_index *ids)
+{
+	uf_index_init(ids, id_of);
+	for (size_t i = 0; i < t->ninodes; i++) {
+		struct uf_node *k = t->inodes[i];
+		if (k && k->kind == UF_FILE && k->remote && k->linked && k->file_id[0])
+			uf_index_put(ids, k);
+	}
+}
+
 void uf_tree_merge(struct uf_tree *t, const struct up_file_list *l, uint64_t epoch,
 		   const struct up_idlist *hidden)
 {
 	t->gen++;
 	mark_local(t, t->root);
+	/* every remote file by id, for this merge only (O(files) to build, then O(1) per
+	 * listed file) */
+	struct uf_index ids;
+	uf_tree_index_ids(t, &ids);
 	for (size_t i = 0; i < l->n; i++)
 		if (!listed_in(hidden, l->files[i].id) && !deleted_since(t, l->files[i].id, epoch))
-			merge_one(t, &l->files[i]);
+			merge_one(t, &ids, &l->files[i]);
+	uf_index_clear(&ids);
 	sweep(t, t->root, epoch);
 	/* deletes before this listing went out are in it already */
 	size_t k = 0;
@@ -435,6 +484,92 @@ void uf_tree_merge(struct uf_tree *t, const struct up_file_list *l, uint64_t epo
 		if (t->deleted[i].epoch >= epoch)
 			t->deleted[k++] = t->deleted[i];
 	t->ndeleted = k;
+}
+
+static bool any(const struct uf_node *k, const void *arg)
+{
+	(void)arg;
+	return k->kind == UF_FILE && k->remote && k->linked;
+}
+
+/* One new remote file f into the tree (tree lock held): NULL if it cannot be shown. */
+static struct uf_node *add_one(struct uf_tree *t, const struct up_file *f)
+{
+	char *path = strdup(f->filename);
+	if (!path)
+		return NULL;
+	char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	struct uf_node *dir = t->root, *n = NULL;
+	if (slash) {
+		*slash = '\0';
+		dir = dir_for(t, path);
+	}
+	if (!dir || !*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+		free(path);
+		return NULL;
+	}
+	struct uf_node *holder = uf_tree_child(dir, base);
+	char *want = NULL;
+	if (holder && holder->kind == UF_FILE && holder->remote && !holder->w &&
+	    !holder->finishing) {
+		/* an older file of the name: it becomes NAME~FILEID, the new one the name */
+		size_t len = strlen(base) + strlen(holder->file_id) + 2;
+		char *older = malloc(len);
+		if (older) {
+			snprintf(older, len, "%s~%s", base, holder->file_id);
+			/* else it keeps the name, and the new one is NAME~FILEID */
+			if (!uf_tree_child(dir, older) && uf_tree_move(t, holder, dir, older) == 0)
+				holder = NULL;
+			free(older);
+		}
+	}
+	if (!holder) {
+		want = strdup(base);
+	} else {
+		size_t len = strlen(base) + strlen(f->id) + 2;
+		if ((want = malloc(len)))
+			snprintf(want, len, "%s~%s", base, f->id);
+	}
+	if (want && !uf_tree_child(dir, want) && (n = uf_tree_new(t, dir, want, UF_FILE, 0644))) {
+		n->remote = true;
+		snprintf(n->file_id, sizeof n->file_id, "%s", f->id);
+		snprintf(n->purpose, sizeof n->purpose, "%s", f->purpose);
+		n->bytes = f->bytes;
+		n->mtime.tv_sec = f->created_at;
+		n->mtime.tv_nsec = 0;
+		n->ctime = n->atime = n->mtime;
+	}
+	free(want);
+	free(path);
+	return n;
+}
+
+bool uf_tree_add_new(struct uf_tree *t, const struct up_file_list *l, uint64_t epoch,
+		     const struct up_idlist *hidden, struct uf_node ***added, size_t *nadded)
+{
+	*added = NULL;
+	*nadded = 0;
+	struct uf_index ids;
+	uf_tree_index_ids(t, &ids);
+	bool known = false;
+	for (size_t i = 0; i < l->n && !known; i++) {
+		const struct up_file *f = &l->files[i];
+		if (uf_index_find(&ids, f->id, any, NULL)) {
+			known = true;
+			break;
+		}
+		if (listed_in(hidden, f->id) || deleted_since(t, f->id, epoch))
+			continue;
+		struct uf_node *n = add_one(t, f);
+		struct uf_node **na = n ? realloc(*added, (*nadded + 1) * sizeof *na) : NULL;
+		if (na) {
+			na[(*nadded)++] = n;
+			*added = na;
+		}
+	}
+	uf_index_clear(&ids);
+	return known;
 }
 
 void uf_tree_replaced(struct uf_tree *t, struct up_idlist *out)

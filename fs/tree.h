@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "index.h"
 #include "uploadfs.h"
 #include "writer.h"
 
@@ -33,6 +34,8 @@ struct uf_node {
 
 	struct uf_node **kids; /* directories */
 	size_t nkids, capkids;
+	struct uf_index names; /* the kids by name */
+	size_t slot;	       /* this node's index in its parent's kids */
 	bool local_dir; /* made with mkdir (kept even when empty) */
 
 	mode_t mode;
@@ -119,6 +122,14 @@ struct uf_node *uf_tree_place(struct uf_tree *t, const char *path);
 struct up_idlist;
 void uf_tree_merge(struct uf_tree *t, const struct up_file_list *l, uint64_t epoch,
 		   const struct up_idlist *hidden);
+/* Adds the files of the newest page of the listing (newest first) that the tree does not
+ * know, up to the first it knows; *added lists the new nodes (caller frees). Returns
+ * whether it reached a known file (if not, older ones may be missing too). A new file
+ * takes the plain name from an older remote file of that name, as a whole merge would. */
+bool uf_tree_add_new(struct uf_tree *t, const struct up_file_list *l, uint64_t epoch,
+		     const struct up_idlist *hidden, struct uf_node ***added, size_t *nadded);
+/* Every remote file in the namespace by id, in ids (the caller clears it; tree lock held). */
+void uf_tree_index_ids(struct uf_tree *t, struct uf_index *ids);
 /* This mount deleted file id: listings already under way leave it out (tree lock held). */
 void uf_tree_deleted(struct uf_tree *t, const char *id);
 /* The ids every file being written replaces (tree lock held). */

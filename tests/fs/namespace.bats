@@ -45,12 +45,23 @@ api_put() {
 	[ "$(cat "$MNT/dup.txt~$old")" = old ]
 }
 
-@test "files uploaded elsewhere appear after the listing's short TTL" {
-	mount_fs
+@test "files uploaded elsewhere appear within list_interval; files deleted elsewhere go at the sweep" {
+	mount_fs -o list_interval=1,sweep_interval=3
 	[ -z "$(ls "$MNT")" ]
 	api_put later.txt batch x
-	sleep 2.2
+	api_put gone.txt batch y
+	sleep 1.5
+	[ "$(ls "$MNT" | tr '\n' ' ')" = "gone.txt later.txt " ]
+	gid=$(remote_json gone.txt | jq -r .id)
+	chmod 600 "$MNT/gone.txt" # a record in the state store
+	sleep 0.3
+	[ "$(sqlite3 "$CACHE/state.db" "SELECT count(*) FROM files WHERE id = '$gid'")" = 1 ]
+	curl -sS -o /dev/null -X DELETE "$BASE/files/$gid"
+	for i in $(seq 50); do [ -e "$MNT/gone.txt" ] || break; sleep 0.1; done
+	[ ! -e "$MNT/gone.txt" ]
 	[ "$(ls "$MNT")" = later.txt ]
+	# and the store forgot it
+	[ "$(sqlite3 "$CACHE/state.db" "SELECT count(*) FROM files WHERE id = '$gid'")" = 0 ]
 }
 
 @test "cat downloads a completed file (cached); cat of a forbidden purpose is EACCES" {

@@ -28,6 +28,9 @@ refused() { # OPTS WORD: uploadfs -o OPTS refuses to mount, saying WORD
 	refused max_file_size=9G max_file_size
 	refused timeout=0 timeout
 	refused umask=999 umask
+	refused list_interval=0 list_interval
+	refused sweep_interval=x sweep_interval
+	refused cache_size=lots cache_size
 	refused no_such_option unknown
 }
 
@@ -71,7 +74,7 @@ refused() { # OPTS WORD: uploadfs -o OPTS refuses to mount, saying WORD
 }
 
 @test "the contract's options mount: sizes with suffixes, uid/gid/umask, ro" {
-	mount_fs -o part_size=2M,parallel=2,retries=3,timeout=30,max_file_size=1G,uid=1234,gid=4321,umask=027
+	mount_fs -o part_size=2M,parallel=2,retries=3,timeout=30,max_file_size=1G,cache_size=512M,list_interval=5,sweep_interval=60,uid=1234,gid=4321,umask=027
 	echo x >"$MNT/f.txt"
 	[ "$(stat -c '%u %g %a' "$MNT/f.txt")" = "1234 4321 640" ]
 	umount_fs

@@ -121,12 +121,35 @@ PY
 	FS_ALLOW='was damaged; set aside'
 	fs_setup
 	mkdir -p "$BATS_TEST_TMPDIR/cache"
-	printf '{"files": {"file-x": {"mode":' >"$BATS_TEST_TMPDIR/cache/state.json"
+	head -c 20000 /dev/urandom >"$BATS_TEST_TMPDIR/cache/state.db"
 	mount_fs
-	grep -q 'state.json was damaged' "$BATS_TEST_TMPDIR/fs.log"
-	[ -f "$CACHE/state.json.corrupt" ]
+	grep -q 'state.db was damaged' "$BATS_TEST_TMPDIR/fs.log"
+	[ -f "$CACHE/state.db.corrupt" ]
 	mkdir "$MNT/d"
 	umount_fs
 	mount_fs
 	[ -d "$MNT/d" ]
+}
+
+@test "the state.json of an earlier version is taken into the store once; a damaged one is set aside" {
+	FS_ALLOW='was damaged; set aside'
+	fs_setup
+	echo x >"$BATS_TEST_TMPDIR/x"
+	id=$(curl -sS "$BASE/files" -F purpose=batch -F "file=@$BATS_TEST_TMPDIR/x;filename=x.txt" | jq -r .id)
+	mkdir -p "$BATS_TEST_TMPDIR/cache"
+	printf '{"files": {"%s": {"mode": 33152, "uid": 0, "gid": 0, "mtime": 1000000000, "mtime_ns": 0}}, "dirs": {"kept": {"mode": 16832, "purpose": "batch"}}}' "$id" >"$BATS_TEST_TMPDIR/cache/state.json"
+	mount_fs
+	[ "$(stat -c '%a %Y' "$MNT/x.txt")" = "600 1000000000" ]
+	[ -d "$MNT/kept" ]
+	[ "$(xattr "$MNT/kept" user.purpose)" = batch ]
+	[ -f "$CACHE/state.json.imported" ] && [ ! -e "$CACHE/state.json" ]
+	umount_fs
+	mount_fs
+	[ "$(stat -c '%a %Y' "$MNT/x.txt")" = "600 1000000000" ]
+	umount_fs
+	printf '{"files": {"file-x": {"mode":' >"$CACHE/state.json"
+	mount_fs
+	grep -q 'state.json was damaged' "$BATS_TEST_TMPDIR/fs.log"
+	[ -f "$CACHE/state.json.corrupt" ]
+	[ -d "$MNT/kept" ]
 }

@@ -32,7 +32,7 @@ teardown() {
 	# the debug log shows the requests, with the key redacted
 	grep -q 'Authorization: Bearer \[REDACTED\]' "$BATS_TEST_TMPDIR/fs.log"
 	for f in "$BATS_TEST_TMPDIR/fs.log" "$BATS_TEST_TMPDIR/srv.err" "$BATS_TEST_TMPDIR/req.log" \
-		"$BATS_TEST_TMPDIR/xattrs" "$CACHE/state.json"; do
+		"$BATS_TEST_TMPDIR/xattrs" "$CACHE/state.db"; do
 		! grep -q "$KEY" "$f"
 	done
 	! grep -rq "$KEY" "$CACHE"
