@@ -110,7 +110,8 @@ int uf_cache_new(const char *dir, uint64_t budget, struct uf_cache **out)
 	}
 	closedir(d);
 	/* the clock restarts: the order of the last uses is kept */
-	qsort(c->e, c->n, sizeof *c->e, by_mtime);
+	if (c->n) /* c->e is NULL while empty */
+		qsort(c->e, c->n, sizeof *c->e, by_mtime);
 	for (size_t i = 0; i < c->n; i++)
 		c->e[i].used = ++c->clock;
 	*out = c;
