@@ -351,6 +351,13 @@ int uf_life_set_size(struct uf_mount *m, struct uf_node *n, uint64_t size)
 		return size == bytes ? 0 : -EPERM;
 	int rc = up_writer_truncate(w, size);
 	up_writer_free(w);
+	if (rc == 0) {
+		/* a size set is a change, as a write is: the file uploads at its last close
+		 * (ftruncate or fallocate of a file opened without O_TRUNC, then close) */
+		pthread_mutex_lock(&m->tree.mu);
+		n->upload_on_close = true;
+		uf_tree_unlock(&m->tree);
+	}
 	if (rc == 0 && first)
 		uf_life_announce(m, n, size, "its first truncate");
 	return rc;

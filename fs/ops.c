@@ -149,8 +149,9 @@ static void set_time(struct timespec *dst, const struct timespec *src, bool now)
 		*dst = *src;
 }
 
-/* truncate: a completed file of another size gets a new version first (*changed says the
- * bytes changed: the file uploads at its last close). No lock held; n pinned. */
+/* truncate: a completed file of another size gets a new version first. *changed says a
+ * writer took the size (lifecycle marks it to upload at its last close). No lock held; n
+ * pinned. */
 static int resize(struct uf_mount *m, struct uf_node *n, uint64_t size, bool *changed)
 {
 	pthread_mutex_lock(&m->tree.mu);
@@ -160,9 +161,7 @@ static int resize(struct uf_mount *m, struct uf_node *n, uint64_t size, bool *ch
 	if (rc == 0)
 		rc = uf_life_set_size(m, n, size);
 	pthread_mutex_lock(&m->tree.mu);
-	*changed = rc == 0 && n->w && n->remote; /* a new version's size */
-	if (*changed)
-		n->upload_on_close = true;
+	*changed = rc == 0 && n->w;
 	uf_tree_unlock(&m->tree);
 	return rc;
 }
@@ -205,7 +204,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			      FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))
 			uf_life_persist_attrs(m, n);
 	}
-	/* truncate(2) of a completed file, with no handle open: the new version goes up now */
+	/* truncate(2) with no handle open (a completed file's new version, a touched file):
+	 * no close will come, so it goes up now */
 	bool go = rc == 0 && sized && n->writers == 0 && uf_life_due(n);
 	uf_tree_unlock(&m->tree);
 	if (go && (rc = uf_life_close(m, n, m->cfg.async_close)) == -ECANCELED)

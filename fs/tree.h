@@ -59,7 +59,7 @@ struct uf_node {
 	char *x_purpose; /* user.purpose set on this node (file: its own; dir: the default) */
 	char *x_mime;
 	unsigned writers;     /* open handles that can write */
-	bool upload_on_close; /* created with O_EXCL or O_TRUNC, or written to */
+	bool upload_on_close; /* created with O_EXCL or O_TRUNC, written to or resized */
 	bool rsync_temp;      /* an rsync receiver's temporary, not yet given its final name */
 	bool unlinked;
 	bool finishing; /* its upload is being completed: renames and opens for write wait */

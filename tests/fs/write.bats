@@ -300,6 +300,31 @@ PY
 	[ "$(remote_count)" = 1 ]
 }
 
+@test "a size set is a change: ftruncate or fallocate of a file opened without O_TRUNC uploads it" {
+	# model check seed 610602: open(O_CREAT|O_APPEND), ftruncate 10000 (an early upload
+	# started), ftruncate 20000, close returned 0 and nothing was ever uploaded
+	python3 - "$MNT" <<'PY'
+import os, sys
+mnt = sys.argv[1]
+fd = os.open(mnt + "/grown.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+os.ftruncate(fd, 10000)
+os.ftruncate(fd, 20000)
+os.close(fd)
+fd = os.open(mnt + "/falloc.bin", os.O_RDWR | os.O_CREAT, 0o644)
+os.posix_fallocate(fd, 0, 4096)
+os.close(fd)
+PY
+	[ "$(remote_md5 grown.bin)" = "$(head -c 20000 /dev/zero | md5sum | cut -d' ' -f1)" ]
+	[ "$(remote_md5 falloc.bin)" = "$(head -c 4096 /dev/zero | md5sum | cut -d' ' -f1)" ]
+	# truncate(2) of a touched file, no handle open: no close will come, it goes up now
+	touch "$MNT/touched"
+	[ "$(xattr "$MNT/touched" user.upload.status)" = pending ]
+	truncate -s 300 "$MNT/touched"
+	[ "$(xattr "$MNT/touched" user.upload.status)" = completed ]
+	[ "$(remote_json touched | jq .bytes)" = 300 ]
+	[ "$(remote_count)" = 3 ]
+}
+
 @test "the server stopped: cp exits nonzero and the file says failed" {
 	FS_ALLOW='upload of .* failed|listing the remote files failed|retry'
 	stop_server
