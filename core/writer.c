@@ -156,6 +156,7 @@ int up_w_open(const struct up_writer_config *cfg, const char *path, int flags,
 	w->cfg = *cfg;
 	w->fd = -1;
 	w->keep = true; /* until the file is ours */
+	clock_gettime(CLOCK_MONOTONIC, &w->started);
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
 	w->spool = strdup(path);
@@ -646,6 +647,7 @@ void up_writer_status(struct up_writer *w, struct up_writer_status *st)
 	memcpy(st->error, w->errmsg, sizeof st->error);
 	st->errnum = w->err;
 	st->sealed = !up_session_writable(w->st);
+	st->started = w->started;
 	pthread_mutex_unlock(&w->mu);
 }
 

@@ -11,6 +11,7 @@
 #include "uploadfs.h"
 
 #include <stdint.h>
+#include <time.h>
 
 struct up_writer;
 
@@ -44,6 +45,7 @@ struct up_writer_status {
 	char error[512];     /* the last error, "" when none */
 	int errnum;	     /* its errno (negative), 0 when none */
 	bool sealed;		  /* closed: its bytes can no longer change */
+	struct timespec started;  /* CLOCK_MONOTONIC: when the writer was made or restored */
 };
 
 int up_writer_new(const struct up_writer_config *cfg, struct up_writer **out);

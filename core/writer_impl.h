@@ -31,6 +31,7 @@ struct up_writer {
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* a part finished */
 
+	struct timespec started; /* CLOCK_MONOTONIC, when made (status) */
 	uint64_t size;	     /* logical size */
 	uint64_t hashed;     /* the contiguous prefix hashed so far */
 	bool rescan;	     /* bytes behind `hashed` changed: hash the spool again at finish */

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Downloads id into the cache; fd is the downloaded file, open (dl_mu held). */
+/* Downloads id into the cache; fd is the downloaded file, open (its download lock held). */
 static int download(struct uf_mount *m, const char *doing, const char *name, const char *id,
 		    uint64_t bytes, int *fd)
 {
@@ -51,16 +51,17 @@ int uf_content_open(struct uf_mount *m, struct uf_node *n, const char *doing, in
 {
 	char id[UP_ID_MAX], name[256];
 	pthread_mutex_lock(&m->tree.mu);
-	memcpy(id, n->file_id, UP_ID_MAX);
+	snprintf(id, sizeof id, "%s", n->file_id);
 	snprintf(name, sizeof name, "%s", n->name);
 	uint64_t bytes = n->bytes;
 	uf_tree_unlock(&m->tree);
 	if (uf_cache_open(m->cache, id, bytes, fd) == 0)
 		return 0;
-	pthread_mutex_lock(&n->dl_mu); /* one download of a file at a time */
+	pthread_mutex_t *dl = uf_tree_dl_lock(&m->tree, n); /* one download of a file at a time */
+	pthread_mutex_lock(dl);
 	int rc = uf_cache_open(m->cache, id, bytes, fd);
 	if (rc < 0)
 		rc = download(m, doing, name, id, bytes, fd);
-	pthread_mutex_unlock(&n->dl_mu);
+	pthread_mutex_unlock(dl);
 	return rc;
 }

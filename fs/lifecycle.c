@@ -38,7 +38,6 @@ void uf_life_set_writer(struct uf_mount *m, struct uf_node *n, struct up_writer 
 {
 	uf_tree_drop_writer(&m->tree, n);
 	n->w = w;
-	clock_gettime(CLOCK_MONOTONIC, &n->started);
 }
 
 struct up_writer *uf_life_writer(struct uf_node *n)
@@ -184,10 +183,10 @@ static int end(struct closing *c, int rc, struct up_upload *up, double secs)
 	if (rc == 0 && !gone) {
 		n->remote = true;
 		n->done_epoch = m->tree.list_epoch; /* listings already under way do not know it */
-		snprintf(n->file_id, sizeof n->file_id, "%s", up->file.id);
-		snprintf(n->purpose, sizeof n->purpose, "%s", up->file.purpose);
-		snprintf(n->upload_id, sizeof n->upload_id, "%s", ws.upload_id);
-		snprintf(n->md5, sizeof n->md5, "%s", ws.md5);
+		if (uf_tree_set_file_id(&m->tree, n, up->file.id) < 0)
+			uf_log(m, UF_WARN, "%s: out of memory for its file id", c->path);
+		n->purpose = uf_tree_intern(&m->tree, up->file.purpose);
+		uf_tree_set_made(n, ws.upload_id, ws.md5);
 		n->bytes = up->file.bytes;
 		uf_life_persist_attrs(m, n);
 	}

@@ -3,6 +3,7 @@
 #include "journal.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -28,51 +29,69 @@ static void apply_one(struct uf_mount *m, struct uf_node *k)
 	}
 }
 
-static void apply_state(struct uf_mount *m, struct uf_node *dir)
+/* Kept for a listed file whose attributes this mount set (chmod, touch -d, cp -a). */
+static bool shown(const struct uf_node *n, const void *arg)
 {
-	for (size_t i = 0; i < dir->nkids; i++) {
-		struct uf_node *k = dir->kids[i];
-		if (k->kind == UF_DIR)
-			apply_state(m, k);
-		else
-			apply_one(m, k);
-	}
+	(void)arg;
+	return n->remote && n->linked;
 }
 
-static bool in_tree(const char *file_id, void *ids)
+static bool in_tree(const char *file_id, void *tree)
 {
-	return uf_index_find(ids, file_id, NULL, NULL) != NULL;
+	return uf_tree_by_id(tree, file_id, shown, NULL) != NULL;
 }
 
-/* Merges a whole listing whose request went out at epoch (tree lock held); the state
- * store forgets the files that are gone. */
+/* Files of a whole listing merged per step, the lock released between steps: no request
+ * waits on more than one step. */
+#define MERGE_STEP 4096
+
+/* Merges a whole listing whose request went out at epoch (no lock held); the state store
+ * forgets the files that are gone. */
 static void merge_all(struct uf_mount *m, const struct up_file_list *l, uint64_t epoch)
 {
-	double t0 = now_s();
-	struct up_idlist hidden = {0};
-	uf_tree_replaced(&m->tree, &hidden);
-	uf_tree_merge(&m->tree, l, epoch, &hidden);
-	up_idlist_clear(&hidden);
-	double t1 = now_s();
-	apply_state(m, m->tree.root);
-	double t2 = now_s();
-	if (uf_state_file_count(m->state) > 0) { /* the index costs O(files): only if needed */
-		struct uf_index ids;
-		uf_tree_index_ids(&m->tree, &ids);
-		if (ids.used || !l->n) /* no index (no memory) must not look like no files */
-			uf_state_files_retain(m->state, in_tree, &ids);
-		uf_index_clear(&ids);
+	double t0 = now_s(), longest = 0;
+	struct uf_merge mg;
+	bool done = false;
+	for (int step = 0; !done; step++) {
+		double s0 = now_s();
+		pthread_mutex_lock(&m->tree.mu);
+		if (step == 0)
+			uf_tree_merge_begin(&m->tree, &mg, l, epoch);
+		struct uf_node **added;
+		size_t nadded;
+		done = uf_tree_merge_step(&m->tree, &mg, MERGE_STEP, &added, &nadded);
+		for (size_t i = 0; i < nadded; i++)
+			apply_one(m, added[i]);
+		uf_tree_unlock(&m->tree);
+		free(added);
+		if (now_s() - s0 > longest)
+			longest = now_s() - s0;
 	}
-	uf_log(m, UF_DEBUG, "whole listing of %zu files merged in %.0f ms (merge %.0f, attributes "
-	       "%.0f, state store %.0f)", l->n, (now_s() - t0) * 1e3, (t1 - t0) * 1e3,
-	       (t2 - t1) * 1e3, (now_s() - t2) * 1e3);
+	double t1 = now_s();
+	if (uf_state_file_count(m->state) > 0) {
+		pthread_mutex_lock(&m->tree.mu);
+		uf_state_files_retain(m->state, in_tree, &m->tree);
+		uf_tree_unlock(&m->tree);
+	}
+	uf_log(m, UF_DEBUG, "whole listing of %zu files merged in %.0f ms (longest step %.1f ms, "
+	       "state store %.0f ms)", l->n, (t1 - t0) * 1e3, longest * 1e3, (now_s() - t1) * 1e3);
 }
 
-void uf_listing_first(struct uf_mount *m, const struct up_file_list *l)
+/* A whole listing's strings, freed: given back to the system rather than kept by malloc
+ * (at 100k files they weigh more than the namespace they were merged into). */
+static void list_free(struct up_file_list *l)
+{
+	up_file_list_clear(l);
+	malloc_trim(0);
+}
+
+void uf_listing_first(struct uf_mount *m, struct up_file_list *l)
 {
 	pthread_mutex_lock(&m->tree.mu);
-	merge_all(m, l, ++m->tree.list_epoch);
+	uint64_t epoch = ++m->tree.list_epoch;
 	uf_tree_unlock(&m->tree);
+	merge_all(m, l, epoch);
+	list_free(l);
 	m->swept_at = now_s();
 }
 
@@ -86,10 +105,8 @@ int uf_listing_refresh(struct uf_mount *m)
 	struct up_error err;
 	int rc = up_files_list(m->client, NULL, &l, &err);
 	if (rc == 0) {
-		pthread_mutex_lock(&m->tree.mu);
 		merge_all(m, &l, epoch);
-		uf_tree_unlock(&m->tree);
-		up_file_list_clear(&l);
+		list_free(&l);
 	} else {
 		uf_log(m, UF_WARN, "listing the remote files failed: %s", err.message);
 	}

@@ -11,8 +11,8 @@
 /* The whole listing now, merged (deletions too). A failure keeps the last listing and is
  * logged. No lock held on entry; one refresh at a time (list_mu). */
 int uf_listing_refresh(struct uf_mount *m);
-/* Merges a whole listing fetched at mount (it counts as fresh). */
-void uf_listing_first(struct uf_mount *m, const struct up_file_list *l);
+/* Merges a whole listing fetched at mount (it counts as fresh), and frees it. */
+void uf_listing_first(struct uf_mount *m, struct up_file_list *l);
 
 /* The refresher thread: started after daemonizing, stopped before the tree goes. */
 int uf_listing_start(struct uf_mount *m);

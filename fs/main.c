@@ -329,7 +329,6 @@ static int setup(struct uf_mount *m)
 		return rc;
 	}
 	uf_listing_first(m, &l);
-	up_file_list_clear(&l);
 	return 0;
 }
 

@@ -70,8 +70,8 @@ void uf_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 /* A file in dir's subtree being completed right now, or NULL (tree lock held). */
 static struct uf_node *busy_below(struct uf_node *dir)
 {
-	for (size_t i = 0; i < dir->nkids; i++) {
-		struct uf_node *k = dir->kids[i];
+	for (size_t i = 0; i < dir->d->nkids; i++) {
+		struct uf_node *k = dir->d->kids[i];
 		struct uf_node *b = k->kind == UF_DIR ? busy_below(k) : NULL;
 		if (b)
 			return b;
@@ -92,9 +92,9 @@ static bool settled(const struct uf_node *n)
 
 static bool settled_below(const struct uf_node *dir)
 {
-	for (size_t i = 0; i < dir->nkids; i++)
-		if (dir->kids[i]->kind == UF_DIR ? settled_below(dir->kids[i])
-						 : settled(dir->kids[i]))
+	for (size_t i = 0; i < dir->d->nkids; i++)
+		if (dir->d->kids[i]->kind == UF_DIR ? settled_below(dir->d->kids[i])
+						 : settled(dir->d->kids[i]))
 			return true;
 	return false;
 }
@@ -111,9 +111,9 @@ static void dir_records(struct uf_mount *m, struct uf_node *dir, bool add)
 			uf_state_dir_del(m->state, path);
 		free(path);
 	}
-	for (size_t i = 0; i < dir->nkids; i++)
-		if (dir->kids[i]->kind == UF_DIR)
-			dir_records(m, dir->kids[i], add);
+	for (size_t i = 0; i < dir->d->nkids; i++)
+		if (dir->d->kids[i]->kind == UF_DIR)
+			dir_records(m, dir->d->kids[i], add);
 }
 
 /* The checks of a rename (tree lock held): 0, or the errno; *wait says a file involved is
@@ -137,7 +137,7 @@ static int rename_check(struct uf_node *n, struct uf_node *ndir, struct uf_node 
 		return 0;
 	}
 	if (n->kind == UF_DIR) {
-		if (dst && (dst->kind != UF_DIR || dst->nkids))
+		if (dst && (dst->kind != UF_DIR || dst->d->nkids))
 			return dst->kind != UF_DIR ? ENOTDIR : ENOTEMPTY;
 		for (struct uf_node *p = ndir; p; p = p->parent)
 			if (p == n)
@@ -167,7 +167,7 @@ static int moving_add(struct uf_node *k, const char *path, struct uf_moving **mv
 	if (!(e->path = strdup(path)))
 		return -ENOMEM;
 	e->n = k;
-	memcpy(e->old_id, k->file_id, UP_ID_MAX);
+	snprintf(e->old_id, sizeof e->old_id, "%s", k->file_id);
 	k->finishing = true;
 	k->pins++;
 	(*count)++;
@@ -178,8 +178,8 @@ static int moving_below(struct uf_node *dir, const char *path, struct uf_moving 
 			size_t *count)
 {
 	int rc = 0;
-	for (size_t i = 0; rc == 0 && i < dir->nkids; i++) {
-		struct uf_node *k = dir->kids[i];
+	for (size_t i = 0; rc == 0 && i < dir->d->nkids; i++) {
+		struct uf_node *k = dir->d->kids[i];
 		char *sub = malloc(strlen(path) + strlen(k->name) + 2);
 		if (!sub)
 			return -ENOMEM;
@@ -228,7 +228,7 @@ static void forget_listed(struct uf_mount *m, const struct uf_moving *mv, size_t
 		struct uf_node *p = k->parent;
 		uf_tree_unlink(&m->tree, k);
 		/* and a directory that only the listing had made */
-		while (p && p != m->tree.root && !p->local_dir && !p->nkids && p->linked) {
+		while (p && p != m->tree.root && !p->local_dir && !p->d->nkids && p->linked) {
 			struct uf_node *up = p->parent;
 			uf_tree_unlink(&m->tree, p);
 			p = up;
@@ -282,9 +282,9 @@ static void moving_install(struct uf_mount *m, struct uf_moving *mv, size_t coun
 		struct uf_node *k = mv[i].n;
 		if (k->w)
 			uf_tree_drop_writer(&m->tree, k); /* a completed (or failed) version */
-		snprintf(k->file_id, sizeof k->file_id, "%s", mv[i].new_id);
-		snprintf(k->upload_id, sizeof k->upload_id, "%s", mv[i].upload_id);
-		snprintf(k->md5, sizeof k->md5, "%s", mv[i].md5);
+		if (uf_tree_set_file_id(&m->tree, k, mv[i].new_id) < 0)
+			uf_log(m, UF_WARN, "%s: out of memory for its file id", k->name);
+		uf_tree_set_made(k, mv[i].upload_id, mv[i].md5);
 		k->bytes = mv[i].bytes;
 		k->done_epoch = m->tree.list_epoch;
 		uf_life_persist_attrs(m, k);

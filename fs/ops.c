@@ -12,6 +12,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -156,8 +157,9 @@ static int resize(struct uf_mount *m, struct uf_node *n, uint64_t size, bool *ch
 {
 	pthread_mutex_lock(&m->tree.mu);
 	bool need = uf_version_needed(n) && size != n->bytes;
+	bool orphan = n->unlinked && !n->w;
 	uf_tree_unlock(&m->tree);
-	int rc = need ? uf_version_begin(m, n) : 0;
+	int rc = need ? uf_version_begin(m, n) : orphan ? uf_version_orphan(m, n) : 0;
 	if (rc == 0)
 		rc = uf_life_set_size(m, n, size);
 	pthread_mutex_lock(&m->tree.mu);
@@ -197,8 +199,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			set_time(&n->mtime, &attr->st_mtim, to_set & FUSE_SET_ATTR_MTIME_NOW);
 			n->times_set = true;
 		}
-		if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW))
-			set_time(&n->atime, &attr->st_atim, to_set & FUSE_SET_ATTR_ATIME_NOW);
+		/* an atime alone is accepted and not kept (it reads as mtime, as noatime) */
 		clock_gettime(CLOCK_REALTIME, &n->ctime);
 		if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
 			      FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))
@@ -227,14 +228,14 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *n = uf_tree_get(&m->tree, ino);
 	struct dir_handle *d = n && n->kind == UF_DIR ? calloc(1, sizeof *d) : NULL;
-	if (d && (d->ents = calloc(n->nkids + 2, sizeof *d->ents))) {
+	if (d && (d->ents = calloc(n->d->nkids + 2, sizeof *d->ents))) {
 		/* a snapshot: readdir offsets stay valid while the namespace changes */
 		d->ents[d->n++] = (struct dirent_snap){strdup("."), n->ino, S_IFDIR};
 		d->ents[d->n++] = (struct dirent_snap){
 		    strdup(".."), n->parent ? n->parent->ino : n->ino, S_IFDIR};
-		for (size_t i = 0; i < n->nkids; i++)
-			d->ents[d->n++] = (struct dirent_snap){strdup(n->kids[i]->name),
-							       n->kids[i]->ino, n->kids[i]->mode};
+		for (size_t i = 0; i < n->d->nkids; i++)
+			d->ents[d->n++] = (struct dirent_snap){strdup(n->d->kids[i]->name),
+							       n->d->kids[i]->ino, n->d->kids[i]->mode};
 	}
 	uf_tree_unlock(&m->tree);
 	if (!n || n->kind != UF_DIR) {
@@ -274,6 +275,49 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+/* readdir with each entry's attributes (ls -l): one request per page of entries instead
+ * of a lookup and a getattr per name. Every entry given with its inode counts as a lookup
+ * (libfuse: the kernel forgets it later), except "." and "..". */
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	struct uf_mount *m = M(req);
+	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	size_t used = 0;
+	pthread_mutex_lock(&m->tree.mu);
+	for (size_t i = (size_t)off; i < d->n; i++) {
+		struct fuse_entry_param e = {.attr_timeout = ATTR_TIMEOUT,
+					     .entry_timeout = ATTR_TIMEOUT};
+		const struct dirent_snap *de = &d->ents[i];
+		struct uf_node *n = i >= 2 ? uf_tree_get(&m->tree, de->ino) : NULL;
+		/* a name that changed since opendir: listed without attributes (ino 0) */
+		bool live = n && n->linked && n->parent && n->parent->ino == ino &&
+			    strcmp(n->name, de->name) == 0;
+		if (live) {
+			e.ino = n->ino;
+			uf_tree_stat(n, &e.attr);
+		} else {
+			e.attr.st_ino = de->ino;
+			e.attr.st_mode = de->mode;
+		}
+		size_t len = fuse_add_direntry_plus(req, buf + used, size - used, de->name, &e,
+						    (off_t)(i + 1));
+		if (len > size - used)
+			break;
+		used += len;
+		if (live)
+			n->nlookup++;
+	}
+	uf_tree_unlock(&m->tree);
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
@@ -281,6 +325,8 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	for (size_t i = 0; i < d->n; i++)
 		free(d->ents[i].name);
 	free(d->ents);
+	if (d->n > 10000)
+		malloc_trim(0); /* the snapshot of a big directory: back to the system */
 	free(d);
 	fuse_reply_err(req, 0);
 }
@@ -314,7 +360,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *dir = uf_tree_get(&m->tree, parent);
 	struct uf_node *n = dir ? uf_tree_child(dir, name) : NULL;
-	int err = !n ? ENOENT : n->kind != UF_DIR ? ENOTDIR : n->nkids ? ENOTEMPTY : 0;
+	int err = !n ? ENOENT : n->kind != UF_DIR ? ENOTDIR : n->d->nkids ? ENOTEMPTY : 0;
 	if (!err) {
 		char *path = uf_tree_path(n);
 		if (path)
@@ -537,7 +583,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	} else {
 		char id[UP_ID_MAX];
 		pthread_mutex_lock(&m->tree.mu);
-		memcpy(id, n->file_id, UP_ID_MAX);
+		snprintf(id, sizeof id, "%s", n->file_id);
 		uf_tree_unlock(&m->tree);
 		pthread_mutex_lock(&h->mu);
 		if (h->cache_fd >= 0 && strcmp(h->cache_id, id) != 0) {
@@ -561,17 +607,18 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 }
 
 /* The writer a write to n goes to: a completed file gets a new version first, holding its
- * bytes (fs/version.h). *w is NULL if there is none (no lock held). */
+ * bytes, and one removed while open a writer of nowhere (fs/version.h). *w is NULL if
+ * there is none (no lock held). */
 static int writer_of(struct uf_mount *m, struct uf_node *n, struct up_writer **w)
 {
 	pthread_mutex_lock(&m->tree.mu);
 	uf_life_wait_idle(m, n); /* a close completing it, a rename uploading it again */
-	bool need = uf_version_needed(n);
-	*w = need ? NULL : uf_life_writer(n);
+	bool need = uf_version_needed(n), orphan = n->unlinked && !n->w;
+	*w = need || orphan ? NULL : uf_life_writer(n);
 	uf_tree_unlock(&m->tree);
-	if (!need)
+	if (!need && !orphan)
 		return 0;
-	int rc = uf_version_begin(m, n);
+	int rc = need ? uf_version_begin(m, n) : uf_version_orphan(m, n);
 	if (rc < 0)
 		return rc;
 	pthread_mutex_lock(&m->tree.mu);
@@ -749,6 +796,7 @@ const struct fuse_lowlevel_ops uf_ops = {
     .setattr = op_setattr,
     .opendir = op_opendir,
     .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
     .releasedir = op_releasedir,
     .mkdir = op_mkdir,
     .rmdir = op_rmdir,

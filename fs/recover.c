@@ -173,7 +173,6 @@ static char *recover_one(struct uf_mount *m, const char *record, struct strs *re
 	if (n) {
 		n->w = w;
 		n->upload_on_close = true;
-		clock_gettime(CLOCK_MONOTONIC, &n->started);
 		free(n->x_purpose);
 		free(n->x_mime);
 		n->x_purpose = strdup(r.purpose);

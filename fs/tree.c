@@ -21,7 +21,10 @@ static struct uf_node *node_alloc(struct uf_tree *t, enum uf_kind kind, const ch
 				  mode_t mode)
 {
 	struct uf_node *n = calloc(1, sizeof *n);
-	if (!n || !(n->name = strdup(name))) {
+	if (!n || !(n->name = strdup(name)) ||
+	    (kind == UF_DIR && !(n->d = calloc(1, sizeof *n->d)))) {
+		if (n)
+			free(n->name);
 		free(n);
 		return NULL;
 	}
@@ -29,6 +32,7 @@ static struct uf_node *node_alloc(struct uf_tree *t, enum uf_kind kind, const ch
 		size_t cap = t->capinodes ? t->capinodes * 2 : 1024;
 		struct uf_node **ni = realloc(t->inodes, cap * sizeof *ni);
 		if (!ni) {
+			free(n->d);
 			free(n->name);
 			free(n);
 			return NULL;
@@ -43,10 +47,11 @@ static struct uf_node *node_alloc(struct uf_tree *t, enum uf_kind kind, const ch
 	n->uid = t->uid;
 	n->gid = t->gid;
 	clock_gettime(CLOCK_REALTIME, &n->mtime);
-	n->atime = n->ctime = n->mtime;
+	n->ctime = n->mtime;
 	n->gen = t->gen;
-	uf_index_init(&n->names, name_of);
-	pthread_mutex_init(&n->dl_mu, NULL);
+	n->file_id = n->purpose = "";
+	if (n->d)
+		uf_index_init(&n->d->names, name_of);
 	return n;
 }
 
@@ -89,9 +94,16 @@ static void node_free(struct uf_tree *t, struct uf_node *n)
 	uf_tree_drop_writer(t, n);
 	if (n->w) /* no memory for the list: freed here, late rather than never */
 		up_writer_free(n->w);
-	pthread_mutex_destroy(&n->dl_mu);
-	uf_index_clear(&n->names);
-	free(n->kids);
+	if (n->file_id[0]) {
+		uf_index_del(&t->by_id, n);
+		free((char *)n->file_id);
+	}
+	free(n->made);
+	if (n->d) {
+		uf_index_clear(&n->d->names);
+		free(n->d->kids);
+		free(n->d);
+	}
 	free(n->name);
 	free(n->x_purpose);
 	free(n->x_mime);
@@ -107,12 +119,13 @@ int uf_tree_init(struct uf_tree *t, uid_t uid, gid_t gid, mode_t umask)
 	t->gid = gid;
 	t->umask = umask;
 	t->gen = 1;
+	uf_index_init(&t->by_id, id_of);
+	for (size_t i = 0; i < UF_DL_LOCKS; i++)
+		pthread_mutex_init(&t->dl_mu[i], NULL);
 	/* ino 0 is no inode; the root is FUSE_ROOT_ID (1) */
 	if (!node_alloc(t, UF_DIR, "", 0) || !(t->root = node_alloc(t, UF_DIR, "", 0777)))
 		return -ENOMEM;
-	free(t->inodes[0]->name);
-	free(t->inodes[0]);
-	t->inodes[0] = NULL;
+	node_free(t, t->inodes[0]); /* ino 0 taken, and freed */
 	t->root->linked = true;
 	t->root->local_dir = true;
 	t->root->nlookup = 1;
@@ -125,12 +138,75 @@ void uf_tree_destroy(struct uf_tree *t)
 		if (t->inodes[i])
 			node_free(t, t->inodes[i]);
 	free(t->inodes);
+	uf_index_clear(&t->by_id);
+	for (size_t i = 0; i < t->ninterned; i++)
+		free(t->interned[i]);
+	free(t->interned);
+	for (size_t i = 0; i < UF_DL_LOCKS; i++)
+		pthread_mutex_destroy(&t->dl_mu[i]);
 	for (size_t i = 0; i < t->ndead; i++)
 		up_writer_free(t->dead[i]);
 	free(t->dead);
 	free(t->deleted);
 	pthread_cond_destroy(&t->idle_cv);
 	pthread_mutex_destroy(&t->mu);
+}
+
+int uf_tree_set_file_id(struct uf_tree *t, struct uf_node *n, const char *id)
+{
+	if (strcmp(n->file_id, id) == 0)
+		return 0;
+	char *copy = NULL;
+	if (id[0] && !(copy = strdup(id)))
+		return -ENOMEM;
+	if (n->file_id[0]) {
+		uf_index_del(&t->by_id, n);
+		free((char *)n->file_id);
+	}
+	n->file_id = copy ? copy : "";
+	if (copy && uf_index_put(&t->by_id, n) < 0) {
+		free(copy);
+		n->file_id = "";
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+struct uf_node *uf_tree_by_id(struct uf_tree *t, const char *id,
+			      bool (*pred)(const struct uf_node *n, const void *arg),
+			      const void *arg)
+{
+	return uf_index_find(&t->by_id, id, pred, arg);
+}
+
+const char *uf_tree_intern(struct uf_tree *t, const char *s)
+{
+	for (size_t i = 0; i < t->ninterned; i++)
+		if (strcmp(t->interned[i], s) == 0)
+			return t->interned[i];
+	if (t->ninterned == 64)
+		return ""; /* a server with more purposes than the API has: not shown */
+	char *copy = strdup(s);
+	char **ni = copy ? realloc(t->interned, (t->ninterned + 1) * sizeof *ni) : NULL;
+	if (!ni) {
+		free(copy);
+		return "";
+	}
+	t->interned = ni;
+	return t->interned[t->ninterned++] = copy;
+}
+
+void uf_tree_set_made(struct uf_node *n, const char *upload_id, const char *md5)
+{
+	if (!n->made && !(n->made = calloc(1, sizeof *n->made)))
+		return; /* the xattrs say nothing of it, at worst */
+	snprintf(n->made->upload_id, sizeof n->made->upload_id, "%s", upload_id);
+	snprintf(n->made->md5, sizeof n->made->md5, "%s", md5);
+}
+
+pthread_mutex_t *uf_tree_dl_lock(struct uf_tree *t, const struct uf_node *n)
+{
+	return &t->dl_mu[n->ino % UF_DL_LOCKS];
 }
 
 struct uf_node *uf_tree_get(struct uf_tree *t, fuse_ino_t ino)
@@ -140,23 +216,25 @@ struct uf_node *uf_tree_get(struct uf_tree *t, fuse_ino_t ino)
 
 struct uf_node *uf_tree_child(struct uf_node *dir, const char *name)
 {
-	return uf_index_find(&dir->names, name, NULL, NULL);
+	if (!dir->d)
+		return NULL; /* a file has no children */
+	return uf_index_find(&dir->d->names, name, NULL, NULL);
 }
 
 static int add_kid(struct uf_node *dir, struct uf_node *n)
 {
-	if (dir->nkids == dir->capkids) {
-		size_t cap = dir->capkids ? dir->capkids * 2 : 16;
-		struct uf_node **nk = realloc(dir->kids, cap * sizeof *nk);
+	if (dir->d->nkids == dir->d->capkids) {
+		size_t cap = dir->d->capkids ? dir->d->capkids * 2 : 16;
+		struct uf_node **nk = realloc(dir->d->kids, cap * sizeof *nk);
 		if (!nk)
 			return -ENOMEM;
-		dir->kids = nk;
-		dir->capkids = cap;
+		dir->d->kids = nk;
+		dir->d->capkids = cap;
 	}
-	if (uf_index_put(&dir->names, n) < 0)
+	if (uf_index_put(&dir->d->names, n) < 0)
 		return -ENOMEM;
-	n->slot = dir->nkids;
-	dir->kids[dir->nkids++] = n;
+	n->slot = dir->d->nkids;
+	dir->d->kids[dir->d->nkids++] = n;
 	n->parent = dir;
 	n->linked = true;
 	return 0;
@@ -164,10 +242,10 @@ static int add_kid(struct uf_node *dir, struct uf_node *n)
 
 static void del_kid(struct uf_node *dir, struct uf_node *n)
 {
-	if (n->slot < dir->nkids && dir->kids[n->slot] == n) {
-		uf_index_del(&dir->names, n);
-		struct uf_node *last = dir->kids[--dir->nkids];
-		dir->kids[n->slot] = last;
+	if (n->slot < dir->d->nkids && dir->d->kids[n->slot] == n) {
+		uf_index_del(&dir->d->names, n);
+		struct uf_node *last = dir->d->kids[--dir->d->nkids];
+		dir->d->kids[n->slot] = last;
 		last->slot = n->slot;
 	}
 	n->linked = false;
@@ -189,7 +267,8 @@ struct uf_node *uf_tree_new(struct uf_tree *t, struct uf_node *dir, const char *
 
 void uf_tree_maybe_free(struct uf_tree *t, struct uf_node *n)
 {
-	if (n && n != t->root && !n->linked && n->nlookup == 0 && n->pins == 0 && n->nkids == 0)
+	if (n && n != t->root && !n->linked && n->nlookup == 0 && n->pins == 0 &&
+	    (!n->d || n->d->nkids == 0))
 		node_free(t, n);
 }
 
@@ -271,7 +350,7 @@ void uf_tree_stat(const struct uf_node *n, struct stat *st)
 		st->st_blocks = (st->st_size + 511) / 512;
 	}
 	st->st_mtim = n->mtime;
-	st->st_atim = n->atime;
+	st->st_atim = n->mtime;
 	st->st_ctim = n->ctime;
 }
 
@@ -329,7 +408,7 @@ static bool claimed(const struct uf_node *dir, const char *name, uint64_t gen,
 		    const struct uf_node *self)
 {
 	struct claim c = {gen, self};
-	return uf_index_find(&dir->names, name, claims, &c) != NULL;
+	return uf_index_find(&dir->d->names, name, claims, &c) != NULL;
 }
 
 static bool remote_file_in(const struct uf_node *k, const void *dir)
@@ -337,30 +416,31 @@ static bool remote_file_in(const struct uf_node *k, const void *dir)
 	return k->kind == UF_FILE && k->remote && k->linked && k->parent == dir;
 }
 
-/* dir's remote file id, from the merge's index of every remote file by id. */
-static struct uf_node *by_file_id(const struct uf_index *ids, struct uf_node *dir, const char *id)
+/* dir's remote file of id. */
+static struct uf_node *by_file_id(struct uf_tree *t, struct uf_node *dir, const char *id)
 {
-	return uf_index_find(ids, id, remote_file_in, dir);
+	return uf_tree_by_id(t, id, remote_file_in, dir);
 }
 
-static void merge_one(struct uf_tree *t, struct uf_index *ids, const struct up_file *f)
+/* Shows remote file f (tree lock held); returns its node if this made it. */
+static struct uf_node *merge_one(struct uf_tree *t, const struct up_file *f)
 {
 	/* filename "a/b.jsonl" is b.jsonl in a/ */
 	char *path = strdup(f->filename);
 	if (!path)
-		return;
+		return NULL;
 	char *slash = strrchr(path, '/');
 	const char *base = slash ? slash + 1 : path;
-	struct uf_node *dir = t->root;
+	struct uf_node *dir = t->root, *made = NULL;
 	if (slash) {
 		*slash = '\0';
 		dir = dir_for(t, path);
 	}
 	if (!dir || !*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
 		free(path);
-		return;
+		return NULL;
 	}
-	struct uf_node *n = by_file_id(ids, dir, f->id);
+	struct uf_node *n = by_file_id(t, dir, f->id);
 	/* the newest file of a name has it plainly; the others are NAME~FILEID */
 	char *want = NULL;
 	if (claimed(dir, base, t->gen, n)) {
@@ -372,17 +452,19 @@ static void merge_one(struct uf_tree *t, struct uf_index *ids, const struct up_f
 	}
 	if (!want) {
 		free(path);
-		return;
+		return NULL;
 	}
 	if (!n) {
-		n = uf_tree_new(t, dir, want, UF_FILE, 0644);
+		n = made = uf_tree_new(t, dir, want, UF_FILE, 0644);
+		if (n && uf_tree_set_file_id(t, n, f->id) < 0) {
+			uf_tree_unlink(t, n); /* unindexed, it would be made again at every merge */
+			n = made = NULL;
+		}
 		if (n) {
 			n->remote = true;
-			snprintf(n->file_id, sizeof n->file_id, "%s", f->id);
-			uf_index_put(ids, n); /* a listing names each id once: at worst unindexed */
 			n->mtime.tv_sec = f->created_at;
 			n->mtime.tv_nsec = 0;
-			n->ctime = n->atime = n->mtime;
+			n->ctime = n->mtime;
 		}
 	} else if (strcmp(n->name, want) != 0) {
 		uf_tree_move(t, n, dir, want);
@@ -391,35 +473,36 @@ static void merge_one(struct uf_tree *t, struct uf_index *ids, const struct up_f
 		n->gen = t->gen;
 		if (!n->w)
 			n->bytes = f->bytes;
-		snprintf(n->purpose, sizeof n->purpose, "%s", f->purpose);
+		n->purpose = uf_tree_intern(t, f->purpose);
 	}
 	free(want);
 	free(path);
+	return made;
 }
 
-/* Nodes the listing no longer has: remote files (not being written), and directories that
- * only existed because of them. */
-static void sweep(struct uf_tree *t, struct uf_node *dir, uint64_t epoch)
+static bool stale(const struct uf_tree *t, const struct uf_node *k, uint64_t epoch)
 {
-	for (size_t i = 0; i < dir->nkids;) {
-		struct uf_node *k = dir->kids[i];
-		if (k->kind == UF_DIR)
-			sweep(t, k, epoch);
-		bool stale = k->gen != t->gen && !(k->done_epoch >= epoch);
-		bool keep = k->kind == UF_DIR ? (k->local_dir || k->nkids > 0)
-					      : (!k->remote || k->w || k->finishing);
-		if (stale && !keep) {
-			uf_tree_unlink(t, k);
-			continue; /* the last kid moved into slot i */
-		}
-		i++;
+	if (!k->linked || k == t->root || k->gen == t->gen || k->done_epoch >= epoch)
+		return false;
+	return k->kind == UF_DIR ? !k->local_dir && k->d->nkids == 0
+				 : k->remote && !k->w && !k->finishing;
+}
+
+/* k, which the listing no longer has, goes; and so do the directories that only existed
+ * because of it. */
+static void sweep_one(struct uf_tree *t, struct uf_node *k, uint64_t epoch)
+{
+	while (k && stale(t, k, epoch)) {
+		struct uf_node *p = k->parent;
+		uf_tree_unlink(t, k);
+		k = p;
 	}
 }
 
 static void mark_local(struct uf_tree *t, struct uf_node *dir)
 {
-	for (size_t i = 0; i < dir->nkids; i++) {
-		struct uf_node *k = dir->kids[i];
+	for (size_t i = 0; i < dir->d->nkids; i++) {
+		struct uf_node *k = dir->d->kids[i];
 		if (k->kind == UF_DIR)
 			mark_local(t, k);
 		else if (!k->remote || k->w || k->finishing)
@@ -454,36 +537,56 @@ static bool deleted_since(struct uf_tree *t, const char *id, uint64_t epoch)
 	return false;
 }
 
-void uf_tree_index_ids(struct uf_tree *t, struct uf_index *ids)
+void uf_tree_merge_begin(struct uf_tree *t, struct uf_merge *mg, const struct up_file_list *l,
+			 uint64_t epoch)
 {
-	uf_index_init(ids, id_of);
-	for (size_t i = 0; i < t->ninodes; i++) {
-		struct uf_node *k = t->inodes[i];
-		if (k && k->kind == UF_FILE && k->remote && k->linked && k->file_id[0])
-			uf_index_put(ids, k);
-	}
-}
-
-void uf_tree_merge(struct uf_tree *t, const struct up_file_list *l, uint64_t epoch,
-		   const struct up_idlist *hidden)
-{
+	*mg = (struct uf_merge){.l = l, .epoch = epoch};
 	t->gen++;
 	mark_local(t, t->root);
-	/* every remote file by id, for this merge only (O(files) to build, then O(1) per
-	 * listed file) */
-	struct uf_index ids;
-	uf_tree_index_ids(t, &ids);
-	for (size_t i = 0; i < l->n; i++)
-		if (!listed_in(hidden, l->files[i].id) && !deleted_since(t, l->files[i].id, epoch))
-			merge_one(t, &ids, &l->files[i]);
-	uf_index_clear(&ids);
-	sweep(t, t->root, epoch);
+}
+
+bool uf_tree_merge_step(struct uf_tree *t, struct uf_merge *mg, size_t budget,
+			struct uf_node ***added, size_t *nadded)
+{
+	*added = NULL;
+	*nadded = 0;
+	/* what files being written replace, as it is now: their names are the new versions' */
+	struct up_idlist hidden = {0};
+	uf_tree_replaced(t, &hidden);
+	const struct up_file_list *l = mg->l;
+	size_t cap = 0;
+	for (; mg->next < l->n && budget; mg->next++, budget--) {
+		const struct up_file *f = &l->files[mg->next];
+		if (listed_in(&hidden, f->id) || deleted_since(t, f->id, mg->epoch))
+			continue;
+		struct uf_node *n = merge_one(t, f);
+		if (!n)
+			continue;
+		if (*nadded == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct uf_node **na = realloc(*added, cap * sizeof *na);
+			if (!na)
+				continue; /* listed without its kept attributes, at worst */
+			*added = na;
+		}
+		(*added)[(*nadded)++] = n;
+	}
+	up_idlist_clear(&hidden);
+	/* then the nodes the listing no longer has, by inode, the same budget per step */
+	for (; mg->next == l->n && mg->swept < t->ninodes && budget; mg->swept++, budget--) {
+		struct uf_node *k = t->inodes[mg->swept];
+		if (k)
+			sweep_one(t, k, mg->epoch);
+	}
+	if (mg->next < l->n || mg->swept < t->ninodes)
+		return false;
 	/* deletes before this listing went out are in it already */
 	size_t k = 0;
 	for (size_t i = 0; i < t->ndeleted; i++)
-		if (t->deleted[i].epoch >= epoch)
+		if (t->deleted[i].epoch >= mg->epoch)
 			t->deleted[k++] = t->deleted[i];
 	t->ndeleted = k;
+	return true;
 }
 
 static bool any(const struct uf_node *k, const void *arg)
@@ -531,14 +634,18 @@ static struct uf_node *add_one(struct uf_tree *t, const struct up_file *f)
 		if ((want = malloc(len)))
 			snprintf(want, len, "%s~%s", base, f->id);
 	}
-	if (want && !uf_tree_child(dir, want) && (n = uf_tree_new(t, dir, want, UF_FILE, 0644))) {
+	if (want && !uf_tree_child(dir, want) && (n = uf_tree_new(t, dir, want, UF_FILE, 0644)) &&
+	    uf_tree_set_file_id(t, n, f->id) < 0) {
+		uf_tree_unlink(t, n);
+		n = NULL;
+	}
+	if (n) {
 		n->remote = true;
-		snprintf(n->file_id, sizeof n->file_id, "%s", f->id);
-		snprintf(n->purpose, sizeof n->purpose, "%s", f->purpose);
+		n->purpose = uf_tree_intern(t, f->purpose);
 		n->bytes = f->bytes;
 		n->mtime.tv_sec = f->created_at;
 		n->mtime.tv_nsec = 0;
-		n->ctime = n->atime = n->mtime;
+		n->ctime = n->mtime;
 	}
 	free(want);
 	free(path);
@@ -550,12 +657,10 @@ bool uf_tree_add_new(struct uf_tree *t, const struct up_file_list *l, uint64_t e
 {
 	*added = NULL;
 	*nadded = 0;
-	struct uf_index ids;
-	uf_tree_index_ids(t, &ids);
 	bool known = false;
 	for (size_t i = 0; i < l->n && !known; i++) {
 		const struct up_file *f = &l->files[i];
-		if (uf_index_find(&ids, f->id, any, NULL)) {
+		if (uf_tree_by_id(t, f->id, any, NULL)) {
 			known = true;
 			break;
 		}
@@ -568,7 +673,6 @@ bool uf_tree_add_new(struct uf_tree *t, const struct up_file_list *l, uint64_t e
 			*added = na;
 		}
 	}
-	uf_index_clear(&ids);
 	return known;
 }
 

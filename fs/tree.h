@@ -21,51 +21,61 @@ enum uf_kind { UF_DIR, UF_FILE };
 /* Status of a file as user.upload.status tells it (derived: fs/lifecycle.h). */
 enum uf_status { UF_PENDING, UF_UPLOADING, UF_COMPLETED, UF_FAILED, UF_CANCELLED };
 
-struct uf_node {
-	fuse_ino_t ino;
-	uint64_t nlookup; /* the kernel's references */
-	unsigned pins;	  /* ours: open handles, operations in progress */
-	enum uf_kind kind;
-	struct uf_node *parent;
-	char *name;
-	bool linked;	     /* in its parent's children */
-	uint64_t gen;	     /* listing generation that last saw it */
-	uint64_t done_epoch; /* the listing epoch when its upload completed */
-
-	struct uf_node **kids; /* directories */
+struct uf_dir {
+	struct uf_node **kids;
 	size_t nkids, capkids;
 	struct uf_index names; /* the kids by name */
-	size_t slot;	       /* this node's index in its parent's kids */
-	bool local_dir; /* made with mkdir (kept even when empty) */
+};
 
-	mode_t mode;
-	uid_t uid;
-	gid_t gid;
-	struct timespec mtime, atime, ctime;
-	bool times_set; /* mtime set by the user (utimens), kept in the state store */
+struct uf_node { /* laid out without padding holes: 100k of these for 100k files */
+	fuse_ino_t ino;
+	uint64_t nlookup; /* the kernel's references */
+	struct uf_node *parent;
+	char *name;
+	uint64_t gen;	     /* listing generation that last saw it */
+	uint64_t done_epoch; /* the listing epoch when its upload completed */
+	struct uf_dir *d;    /* a directory's children; NULL for a file */
+	size_t slot;	     /* this node's index in its parent's kids */
+	struct timespec mtime, ctime; /* atime is not kept: it reads as mtime */
 
 	/* the remote file, once there is one: facts of the server's file, set when it is
 	 * listed or when this mount completed it */
-	bool remote;
-	char file_id[UP_ID_MAX];
+	const char *file_id;  /* "" if none; set by uf_tree_set_file_id (the id index) */
 	uint64_t bytes;
-	char purpose[32];
-	char upload_id[UP_ID_MAX]; /* the upload that made it, when this mount did */
-	char md5[33];		   /* likewise */
+	const char *purpose;  /* uf_tree_intern's; "" if not known */
+	struct uf_made *made; /* the upload that made it, when this mount did; else NULL */
 
 	/* the local side while it is written and uploaded. The upload's state is the writer's
 	 * alone (fs/lifecycle.h derives the status from it); these say what the mount does. */
 	struct up_writer *w; /* one reference, the node's (lifecycle.h) */
 	char *x_purpose; /* user.purpose set on this node (file: its own; dir: the default) */
 	char *x_mime;
-	unsigned writers;     /* open handles that can write */
+
+	unsigned pins; /* ours: open handles, operations in progress */
+	enum uf_kind kind;
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	unsigned writers; /* open handles that can write */
+
+	bool linked;	      /* in its parent's children */
+	bool local_dir;	      /* made with mkdir (kept even when empty) */
+	bool times_set;	      /* mtime set by the user (utimens), kept in the state store */
+	bool remote;	      /* it has a remote file (above) */
 	bool upload_on_close; /* created with O_EXCL or O_TRUNC, written to or resized */
 	bool rsync_temp;      /* an rsync receiver's temporary, not yet given its final name */
 	bool unlinked;
 	bool finishing; /* its upload is being completed: renames and opens for write wait */
-	struct timespec started; /* CLOCK_MONOTONIC, when its writer was made */
-	pthread_mutex_t dl_mu; /* one download into the cache at a time */
 };
+
+/* The upload of a file this mount made (user.upload.upload_id and md5 once its writer is
+ * gone); most nodes are listed files and have none. */
+struct uf_made {
+	char upload_id[UP_ID_MAX];
+	char md5[33];
+};
+
+#define UF_DL_LOCKS 64 /* downloads into the cache: one per file at a time, by ino */
 
 /* Lock order: tree.mu, then a writer's own lock (core/writer.c), never the reverse; a
  * node's dl_mu is taken without tree.mu. No network request or fsync of a spool under
@@ -81,6 +91,10 @@ struct uf_tree {
 	} *deleted;
 	size_t ndeleted;
 	struct uf_node *root;
+	struct uf_index by_id; /* every node with a file_id, by it */
+	char **interned;       /* the purposes nodes point to */
+	size_t ninterned;
+	pthread_mutex_t dl_mu[UF_DL_LOCKS]; /* taken without mu (fs/content.c) */
 	struct uf_node **inodes; /* by ino; NULL once forgotten */
 	size_t ninodes, capinodes;
 	uint64_t gen;
@@ -112,24 +126,47 @@ void uf_tree_maybe_free(struct uf_tree *t, struct uf_node *n);
 char *uf_tree_path(const struct uf_node *n);
 void uf_tree_stat(const struct uf_node *n, struct stat *st);
 
+/* Sets n's file id ("" for none) and keeps the id index right. 0 or -ENOMEM (then n's
+ * id is unchanged). */
+int uf_tree_set_file_id(struct uf_tree *t, struct uf_node *n, const char *id);
+/* The remote file of id that pred accepts (NULL: any node with that id), or NULL. */
+struct uf_node *uf_tree_by_id(struct uf_tree *t, const char *id,
+			      bool (*pred)(const struct uf_node *n, const void *arg),
+			      const void *arg);
+/* The tree's copy of s (a purpose: a handful of distinct values), "" without memory. */
+const char *uf_tree_intern(struct uf_tree *t, const char *s);
+/* Records the upload that made n (user.upload.upload_id and md5). */
+void uf_tree_set_made(struct uf_node *n, const char *upload_id, const char *md5);
+/* The lock for downloads of n's bytes (taken without the tree lock). */
+pthread_mutex_t *uf_tree_dl_lock(struct uf_tree *t, const struct uf_node *n);
+
 /* A file node at path ("a/b/c"), with its directories; NULL if the name is taken. */
 struct uf_node *uf_tree_place(struct uf_tree *t, const char *path);
 
-/* Merges the remote listing (newest first) whose request went out at epoch (the value
- * uf_tree->list_epoch was bumped to). Files completed since are kept: it cannot know them.
- * Files in hidden (ids a new version replaces once it completes) are left out: their
- * names belong to the new version. */
+/* A whole listing (newest first) merged in steps, the tree lock released between them:
+ * begin, then steps until one returns true, each under the lock. epoch is the value
+ * uf_tree->list_epoch was bumped to when its request went out. Files completed since are
+ * kept: it cannot know them. Files that a file being written replaces (a new version, a
+ * rename) are left out: their names belong to the new version. */
+struct uf_merge {
+	const struct up_file_list *l; /* borrowed until the last step */
+	uint64_t epoch;
+	size_t next;  /* the next listed file to merge */
+	size_t swept; /* then the next inode to check for files the listing no longer has */
+};
+void uf_tree_merge_begin(struct uf_tree *t, struct uf_merge *mg, const struct up_file_list *l,
+			 uint64_t epoch);
+/* Up to budget files; *added lists the nodes this step made (caller frees). Returns
+ * whether the merge is done. */
+bool uf_tree_merge_step(struct uf_tree *t, struct uf_merge *mg, size_t budget,
+			struct uf_node ***added, size_t *nadded);
 struct up_idlist;
-void uf_tree_merge(struct uf_tree *t, const struct up_file_list *l, uint64_t epoch,
-		   const struct up_idlist *hidden);
 /* Adds the files of the newest page of the listing (newest first) that the tree does not
  * know, up to the first it knows; *added lists the new nodes (caller frees). Returns
  * whether it reached a known file (if not, older ones may be missing too). A new file
  * takes the plain name from an older remote file of that name, as a whole merge would. */
 bool uf_tree_add_new(struct uf_tree *t, const struct up_file_list *l, uint64_t epoch,
 		     const struct up_idlist *hidden, struct uf_node ***added, size_t *nadded);
-/* Every remote file in the namespace by id, in ids (the caller clears it; tree lock held). */
-void uf_tree_index_ids(struct uf_tree *t, struct uf_index *ids);
 /* This mount deleted file id: listings already under way leave it out (tree lock held). */
 void uf_tree_deleted(struct uf_tree *t, const char *id);
 /* The ids every file being written replaces (tree lock held). */

@@ -69,7 +69,7 @@ int uf_version_begin(struct uf_mount *m, struct uf_node *n)
 	uf_life_wait_idle(m, n); /* its upload completing right now: that version first */
 	bool need = uf_version_needed(n);
 	char id[UP_ID_MAX];
-	memcpy(id, n->file_id, UP_ID_MAX);
+	snprintf(id, sizeof id, "%s", n->file_id);
 	uint64_t bytes = n->bytes;
 	uf_tree_unlock(&m->tree);
 	if (!need)
@@ -87,6 +87,30 @@ int uf_version_begin(struct uf_mount *m, struct uf_node *n)
 			rc = -ENOMEM;
 		uf_log(m, UF_DEBUG, "%s: a new version of %s (%llu bytes)", n->name, id,
 		       (unsigned long long)bytes);
+	}
+	uf_tree_unlock(&m->tree);
+	up_writer_free(w);
+	return rc;
+}
+
+int uf_version_orphan(struct uf_mount *m, struct uf_node *n)
+{
+	pthread_mutex_lock(&m->tree.mu);
+	uint64_t bytes = n->bytes;
+	bool need = n->kind == UF_FILE && n->unlinked && !n->w;
+	uf_tree_unlock(&m->tree);
+	if (!need)
+		return 0;
+	struct up_writer *w = NULL;
+	int rc = uf_life_make_writer(m, &w);
+	if (rc == 0)
+		rc = up_writer_truncate(w, bytes);
+	if (rc == 0)
+		rc = up_writer_cancel(w);
+	pthread_mutex_lock(&m->tree.mu);
+	if (rc == 0 && !n->w) {
+		uf_life_set_writer(m, n, w);
+		w = NULL;
 	}
 	uf_tree_unlock(&m->tree);
 	up_writer_free(w);

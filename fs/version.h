@@ -16,6 +16,11 @@ bool uf_version_needed(const struct uf_node *n);
  * bytes are neither cached nor downloadable. No lock held; n pinned. */
 int uf_version_begin(struct uf_mount *m, struct uf_node *n);
 
+/* Gives n, a completed file removed while open, a writer whose writes succeed and go
+ * nowhere, as on a disk (its bytes are deleted already: they read as zeros). 0 also when
+ * it has one already. No lock held; n pinned. */
+int uf_version_orphan(struct uf_mount *m, struct uf_node *n);
+
 /* One file of a rename: the node and the path it is to have. */
 struct uf_moving {
 	struct uf_node *n; /* pinned and finishing (the caller's) */

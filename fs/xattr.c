@@ -36,8 +36,8 @@ static int value_of(struct uf_mount *m, struct uf_node *n, const char *name, cha
 	struct up_writer_status ws;
 	enum uf_status st = uf_life_status(n, &ws);
 	const char *k = name + 12;
-	const char *id = n->w ? ws.upload_id : n->upload_id;
-	const char *md5 = n->w ? ws.md5 : n->md5;
+	const char *id = n->w ? ws.upload_id : n->made ? n->made->upload_id : "";
+	const char *md5 = n->w ? ws.md5 : n->made ? n->made->md5 : "";
 	bool done = st == UF_COMPLETED;
 	if (strcmp(k, "status") == 0)
 		snprintf(out, len, "%s", uf_life_status_name(st));
@@ -92,8 +92,8 @@ static char *mount_status(struct uf_mount *m)
 				more++;
 				continue;
 			}
-			double secs = (double)(now.tv_sec - n->started.tv_sec) +
-				      (double)(now.tv_nsec - n->started.tv_nsec) / 1e9;
+			double secs = (double)(now.tv_sec - ws.started.tv_sec) +
+				      (double)(now.tv_nsec - ws.started.tv_nsec) / 1e9;
 			json_object_object_add(e, "name", json_object_new_string(path));
 			json_object_object_add(e, "status",
 					       json_object_new_string(uf_life_status_name(st)));

@@ -111,6 +111,30 @@ PY
 	[ "$(xattr "$MNT/k.txt" user.upload.status)" = completed ]
 }
 
+@test "a completed file removed while open: its writes and truncates succeed and go nowhere" {
+	# model check seed 407476: O_APPEND open of a completed file, unlink, then write: EBADF
+	fs_setup
+	mount_fs
+	printf '0123456789' >"$MNT/gone.txt"
+	printf 'abc' >"$MNT/gone2.txt"
+	python3 - "$MNT" <<'PY'
+import os, sys
+mnt = sys.argv[1]
+fd = os.open(mnt + "/gone.txt", os.O_WRONLY | os.O_APPEND)
+os.unlink(mnt + "/gone.txt")
+assert os.write(fd, b"more") == 4
+assert os.fstat(fd).st_size == 14, os.fstat(fd).st_size
+os.close(fd)
+fd = os.open(mnt + "/gone2.txt", os.O_RDWR)
+os.unlink(mnt + "/gone2.txt")
+os.ftruncate(fd, 1)
+assert os.fstat(fd).st_size == 1
+os.close(fd)
+PY
+	[ "$(remote_count)" = 0 ]
+	[ ! -e "$MNT/gone.txt" ]
+}
+
 @test "truncate -s of a completed file, by path and through a descriptor, uploads the new size" {
 	fs_setup
 	mount_fs
