@@ -42,7 +42,7 @@ wait_remote() { # NAME: until the server lists it
 
 @test "kill -9 mid-upload: a remount resumes without re-sending acknowledged parts" {
 	FS_ALLOW='.'
-	ALLOW_LOG='incomplete request'
+	ALLOW_LOG=$CUT_REQUEST_LOG
 	fs_setup --latency-ms 250 --log-requests "$BATS_TEST_TMPDIR/req.log"
 	mount_fs -o part_size=1M,parallel=1,size_hint=off
 	crash_mid_upload
@@ -65,7 +65,7 @@ wait_remote() { # NAME: until the server lists it
 
 @test "a session that expired while the daemon was down is made again" {
 	FS_ALLOW='.'
-	ALLOW_LOG='incomplete request'
+	ALLOW_LOG=$CUT_REQUEST_LOG
 	fs_setup --latency-ms 250 --expire-seconds 4 --log-requests "$BATS_TEST_TMPDIR/req.log"
 	mount_fs -o part_size=1M,parallel=1,size_hint=off
 	crash_mid_upload
@@ -79,7 +79,7 @@ wait_remote() { # NAME: until the server lists it
 
 @test "a file still open at the crash is not uploaded; its session is cancelled and reported" {
 	FS_ALLOW='still being written when uploadfs stopped'
-	ALLOW_LOG='incomplete request'
+	ALLOW_LOG=$CUT_REQUEST_LOG
 	fs_setup
 	mount_fs -o part_size=1M
 	python3 - "$MNT/open.bin" "$FS_PID" <<'PY'

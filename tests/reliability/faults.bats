@@ -14,7 +14,7 @@ teardown() {
 
 @test "200 files from 1 KiB to 200 MiB at a 20% fault rate: each is whole on the server or its cp failed" {
 	FS_ALLOW='retry|upload of .* failed|part [0-9]+'
-	ALLOW_LOG='incomplete request'
+	ALLOW_LOG=$CUT_REQUEST_LOG
 	fs_setup --fail-rate 0.2 --seed 3
 	mount_fs -o retries=10
 	src=$BATS_TEST_TMPDIR/src
@@ -66,7 +66,7 @@ teardown() {
 
 @test "the server goes away during a copy and comes back: the copy completes" {
 	FS_ALLOW='retry'
-	ALLOW_LOG='incomplete request'
+	ALLOW_LOG=$CUT_REQUEST_LOG
 	fs_setup --latency-ms 100
 	port=${BASE##*:}
 	port=${port%/v1}
@@ -90,7 +90,7 @@ teardown() {
 	# cp's source gives the size, so parts go up while cp writes. When the spool is
 	# full, the file fails and its spool is emptied: a part still being sent finds its
 	# bytes gone and the client stops it mid-body rather than send others in their place.
-	ALLOW_LOG='incomplete request'
+	ALLOW_LOG=$CUT_REQUEST_LOG
 	fs_setup
 	SMALL=$BATS_TEST_TMPDIR/small
 	mkdir -p "$SMALL"

@@ -47,7 +47,7 @@ settle() {
 	# a file still being written at a kill is cancelled at the remount, with this line
 	FS_ALLOW='still being written when uploadfs stopped'
 	# the server sees clients vanish mid-request
-	ALLOW_LOG='incomplete request|Socket has been disconnected'
+	ALLOW_LOG=$CUT_REQUEST_LOG
 	local seed=${KILLLOOP_SEED:-$(((RANDOM << 15 | RANDOM) % 1000000))}
 	RANDOM=$seed
 	local rounds=${KILLLOOP_ROUNDS:-20}

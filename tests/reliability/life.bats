@@ -41,7 +41,7 @@ no_pending_on_server() { # [N]: at most N sessions left pending (0)
 
 @test "-o async: a crash right after close, before the session exists, loses nothing" {
 	FS_ALLOW='.'
-	ALLOW_LOG='incomplete request'
+	ALLOW_LOG=$CUT_REQUEST_LOG
 	fs_setup --latency-ms 400
 	mount_fs -o part_size=1M,size_hint=off,async
 	cp "$BATS_TEST_TMPDIR/src" "$MNT/a.bin" # returns at once: the create takes 400 ms
@@ -59,7 +59,7 @@ no_pending_on_server() { # [N]: at most N sessions left pending (0)
 
 @test "a crash while the parts of a closed file go up: resumed whatever its size" {
 	FS_ALLOW='.'
-	ALLOW_LOG='incomplete request'
+	ALLOW_LOG=$CUT_REQUEST_LOG
 	fs_setup --latency-ms 300
 	mount_fs -o part_size=1M,parallel=1,size_hint=off,async
 	cp "$BATS_TEST_TMPDIR/src" "$MNT/b.bin"
@@ -77,7 +77,7 @@ no_pending_on_server() { # [N]: at most N sessions left pending (0)
 
 @test "a crashed replacement resumes: the new bytes win, the old file goes after" {
 	FS_ALLOW='.'
-	ALLOW_LOG='incomplete request'
+	ALLOW_LOG=$CUT_REQUEST_LOG
 	fs_setup --latency-ms 300
 	mount_fs -o part_size=1M,parallel=1,size_hint=off
 	echo old >"$MNT/r.txt"
@@ -113,7 +113,7 @@ no_pending_on_server() { # [N]: at most N sessions left pending (0)
 
 @test "-o async on a Files-only server: a crash after close loses nothing" {
 	FS_ALLOW='.'
-	ALLOW_LOG='incomplete request'
+	ALLOW_LOG=$CUT_REQUEST_LOG
 	fs_setup --no-uploads --latency-ms 400
 	mount_fs -o async
 	printf 'tiny\n' >"$MNT/f.txt"

@@ -260,7 +260,7 @@ PY
 
 @test "kill -9 during the upload of an edit: the old file stays until the new one completes at remount" {
 	FS_ALLOW='.'
-	ALLOW_LOG='incomplete request'
+	ALLOW_LOG=$CUT_REQUEST_LOG
 	fs_setup --latency-ms 300
 	mount_fs -o part_size=1M,parallel=1
 	head -c 3000000 /dev/urandom >"$SRC/big"
@@ -293,7 +293,7 @@ PY
 
 @test "kill -9 during a rename's upload: after the remount the file is under the new name only" {
 	FS_ALLOW='.'
-	ALLOW_LOG='incomplete request'
+	ALLOW_LOG=$CUT_REQUEST_LOG
 	fs_setup --latency-ms 300
 	mount_fs -o part_size=1M,parallel=1
 	head -c 3000000 /dev/urandom >"$SRC/big"

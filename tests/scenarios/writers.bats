@@ -865,7 +865,7 @@ PY
 
 @test "issue 1: kill -9 after an async cp returned; a remount finishes the file byte-exact" {
 	FS_ALLOW='.'
-	ALLOW_LOG='incomplete request|Socket has been disconnected'
+	ALLOW_LOG=$CUT_REQUEST_LOG
 	MOPTS=async up --latency-ms 200
 	rand $((3 * MiB + 777)) k.bin
 	cp "$SRC/k.bin" "$MNT/"
@@ -882,7 +882,7 @@ PY
 
 @test "issue 1: kill -9 while the complete is in flight: after the remount, one file, byte-exact" {
 	FS_ALLOW='.'
-	ALLOW_LOG='incomplete request|Socket has been disconnected'
+	ALLOW_LOG=$CUT_REQUEST_LOG
 	MOPTS=size_hint=off up --latency-ms 300
 	rand $((2 * MiB + 4444)) c.bin
 	cp "$SRC/c.bin" "$MNT/" 2>/dev/null &
@@ -903,7 +903,7 @@ PY
 
 @test "issue 2: rename onto a completed file, async close, kill -9: after the remount the target is replaced" {
 	FS_ALLOW='.'
-	ALLOW_LOG='incomplete request|Socket has been disconnected'
+	ALLOW_LOG=$CUT_REQUEST_LOG
 	MOPTS=async up --latency-ms 200
 	echo old >"$MNT/t.txt"
 	for i in $(seq 100); do [ "$(names)" = t.txt ] && break; sleep 0.1; done
@@ -931,7 +931,7 @@ PY
 
 @test "issue 2: cp over a completed file, kill -9 while its parts go up, remount: the new bytes, the old file gone" {
 	FS_ALLOW='.'
-	ALLOW_LOG='incomplete request|Socket has been disconnected'
+	ALLOW_LOG=$CUT_REQUEST_LOG
 	MOPTS=size_hint=off,parallel=1 up --latency-ms 150
 	rand 1000 old.bin
 	rand $((3 * MiB + 1001)) new.bin
@@ -956,7 +956,7 @@ PY
 
 @test "issue 2: cp over a completed file killed before its close: the old file stays, the new session goes" {
 	FS_ALLOW='.'
-	ALLOW_LOG='incomplete request|Socket has been disconnected'
+	ALLOW_LOG=$CUT_REQUEST_LOG
 	up
 	rand 1000 old.bin
 	cp "$SRC/old.bin" "$MNT/f.bin"
