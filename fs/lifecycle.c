@@ -1,6 +1,7 @@
 #include "lifecycle.h"
 
 #include "journal.h"
+#include "merge.h"
 #include "meta.h"
 #include "proc.h"
 

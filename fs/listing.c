@@ -1,6 +1,7 @@
 #include "listing.h"
 
 #include "journal.h"
+#include "merge.h"
 
 #include <errno.h>
 #include <malloc.h>

@@ -2,8 +2,9 @@
  * that are not yet completed, directories of them, replace-by-rename). */
 #include "names.h"
 
-#include "lifecycle.h"
 #include "journal.h"
+#include "lifecycle.h"
+#include "merge.h"
 #include "version.h"
 
 #include <errno.h>

@@ -6,13 +6,12 @@
 #include "content.h"
 #include "journal.h"
 #include "lifecycle.h"
+#include "dirlist.h"
 #include "names.h"
 #include "version.h"
 #include "proc.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <malloc.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -21,7 +20,6 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#define ATTR_TIMEOUT 1.0
 
 struct handle {
 	struct uf_node *n;
@@ -30,17 +28,6 @@ struct handle {
 	pthread_mutex_t mu; /* cache_fd and cache_id; a leaf lock, held over a read */
 	int cache_fd;	    /* the remote file's content, for reads */
 	char cache_id[UP_ID_MAX]; /* the file it is of: a new version since means another */
-};
-
-struct dirent_snap {
-	char *name;
-	fuse_ino_t ino;
-	mode_t mode;
-};
-
-struct dir_handle {
-	struct dirent_snap *ents;
-	size_t n;
 };
 
 static struct uf_mount *M(fuse_req_t req)
@@ -69,7 +56,7 @@ static bool rsync_temp_name(const char *name)
 static void reply_entry(fuse_req_t req, struct uf_node *n)
 {
 	struct fuse_entry_param e = {
-	    .ino = n->ino, .attr_timeout = ATTR_TIMEOUT, .entry_timeout = ATTR_TIMEOUT};
+	    .ino = n->ino, .attr_timeout = UF_ATTR_TIMEOUT, .entry_timeout = UF_ATTR_TIMEOUT};
 	uf_tree_stat(n, &e.attr);
 	n->nlookup++;
 	fuse_reply_entry(req, &e);
@@ -137,7 +124,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		uf_tree_stat(n, &st);
 	uf_tree_unlock(&m->tree);
 	if (n)
-		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+		fuse_reply_attr(req, &st, UF_ATTR_TIMEOUT);
 	else
 		fuse_reply_err(req, ESTALE);
 }
@@ -219,116 +206,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
-}
-
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct uf_mount *m = M(req);
-	pthread_mutex_lock(&m->tree.mu);
-	struct uf_node *n = uf_tree_get(&m->tree, ino);
-	struct dir_handle *d = n && n->kind == UF_DIR ? calloc(1, sizeof *d) : NULL;
-	if (d && (d->ents = calloc(n->d->nkids + 2, sizeof *d->ents))) {
-		/* a snapshot: readdir offsets stay valid while the namespace changes */
-		d->ents[d->n++] = (struct dirent_snap){strdup("."), n->ino, S_IFDIR};
-		d->ents[d->n++] = (struct dirent_snap){
-		    strdup(".."), n->parent ? n->parent->ino : n->ino, S_IFDIR};
-		for (size_t i = 0; i < n->d->nkids; i++)
-			d->ents[d->n++] = (struct dirent_snap){strdup(n->d->kids[i]->name),
-							       n->d->kids[i]->ino, n->d->kids[i]->mode};
-	}
-	uf_tree_unlock(&m->tree);
-	if (!n || n->kind != UF_DIR) {
-		free(d);
-		fuse_reply_err(req, n ? ENOTDIR : ESTALE);
-		return;
-	}
-	if (!d || !d->ents) {
-		free(d);
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	fi->fh = (uintptr_t)d;
-	fuse_reply_open(req, fi);
-}
-
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
-{
-	(void)ino;
-	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
-	char *buf = malloc(size);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	size_t used = 0;
-	for (size_t i = (size_t)off; i < d->n; i++) {
-		struct stat st = {.st_ino = d->ents[i].ino, .st_mode = d->ents[i].mode};
-		size_t len = fuse_add_direntry(req, buf + used, size - used, d->ents[i].name, &st,
-					       (off_t)(i + 1));
-		if (len > size - used)
-			break;
-		used += len;
-	}
-	fuse_reply_buf(req, buf, used);
-	free(buf);
-}
-
-/* readdir with each entry's attributes (ls -l): one request per page of entries instead
- * of a lookup and a getattr per name. Every entry given with its inode counts as a lookup
- * (libfuse: the kernel forgets it later), except "." and "..". */
-static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-			   struct fuse_file_info *fi)
-{
-	struct uf_mount *m = M(req);
-	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
-	char *buf = malloc(size);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	size_t used = 0;
-	pthread_mutex_lock(&m->tree.mu);
-	for (size_t i = (size_t)off; i < d->n; i++) {
-		struct fuse_entry_param e = {.attr_timeout = ATTR_TIMEOUT,
-					     .entry_timeout = ATTR_TIMEOUT};
-		const struct dirent_snap *de = &d->ents[i];
-		struct uf_node *n = i >= 2 ? uf_tree_get(&m->tree, de->ino) : NULL;
-		/* a name that changed since opendir: listed without attributes (ino 0) */
-		bool live = n && n->linked && n->parent && n->parent->ino == ino &&
-			    strcmp(n->name, de->name) == 0;
-		if (live) {
-			e.ino = n->ino;
-			uf_tree_stat(n, &e.attr);
-		} else {
-			e.attr.st_ino = de->ino;
-			e.attr.st_mode = de->mode;
-		}
-		size_t len = fuse_add_direntry_plus(req, buf + used, size - used, de->name, &e,
-						    (off_t)(i + 1));
-		if (len > size - used)
-			break;
-		used += len;
-		if (live)
-			n->nlookup++;
-	}
-	uf_tree_unlock(&m->tree);
-	fuse_reply_buf(req, buf, used);
-	free(buf);
-}
-
-static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
-	for (size_t i = 0; i < d->n; i++)
-		free(d->ents[i].name);
-	free(d->ents);
-	if (d->n > 10000)
-		malloc_trim(0); /* the snapshot of a big directory: back to the system */
-	free(d);
-	fuse_reply_err(req, 0);
+		fuse_reply_attr(req, &st, UF_ATTR_TIMEOUT);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -447,7 +325,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = write_only(fi);
 	struct fuse_entry_param e = {
-	    .ino = n->ino, .attr_timeout = ATTR_TIMEOUT, .entry_timeout = ATTR_TIMEOUT};
+	    .ino = n->ino, .attr_timeout = UF_ATTR_TIMEOUT, .entry_timeout = UF_ATTR_TIMEOUT};
 	uf_tree_stat(n, &e.attr);
 	n->nlookup++;
 	if (hint)
@@ -794,10 +672,10 @@ const struct fuse_lowlevel_ops uf_ops = {
     .forget_multi = op_forget_multi,
     .getattr = op_getattr,
     .setattr = op_setattr,
-    .opendir = op_opendir,
-    .readdir = op_readdir,
-    .readdirplus = op_readdirplus,
-    .releasedir = op_releasedir,
+    .opendir = uf_op_opendir,
+    .readdir = uf_op_readdir,
+    .readdirplus = uf_op_readdirplus,
+    .releasedir = uf_op_releasedir,
     .mkdir = op_mkdir,
     .rmdir = op_rmdir,
     .create = op_create,

@@ -1,0 +1,131 @@
+#include "dirlist.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct dirent_snap {
+	char *name;
+	fuse_ino_t ino;
+	mode_t mode;
+};
+
+struct dir_handle {
+	struct dirent_snap *ents;
+	size_t n;
+};
+
+static struct uf_mount *M(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+void uf_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct uf_mount *m = M(req);
+	pthread_mutex_lock(&m->tree.mu);
+	struct uf_node *n = uf_tree_get(&m->tree, ino);
+	int err = !n ? ESTALE : n->kind != UF_DIR ? ENOTDIR : 0;
+	struct dir_handle *d = err ? NULL : calloc(1, sizeof *d);
+	if (d && (d->ents = calloc(n->d->nkids + 2, sizeof *d->ents))) {
+		/* a snapshot: readdir offsets stay valid while the namespace changes */
+		d->ents[d->n++] = (struct dirent_snap){strdup("."), n->ino, S_IFDIR};
+		d->ents[d->n++] = (struct dirent_snap){
+		    strdup(".."), n->parent ? n->parent->ino : n->ino, S_IFDIR};
+		for (size_t i = 0; i < n->d->nkids; i++)
+			d->ents[d->n++] = (struct dirent_snap){strdup(n->d->kids[i]->name),
+							       n->d->kids[i]->ino, n->d->kids[i]->mode};
+	}
+	uf_tree_unlock(&m->tree);
+	if (err) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	if (!d || !d->ents) {
+		free(d);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fi->fh = (uintptr_t)d;
+	fuse_reply_open(req, fi);
+}
+
+void uf_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	size_t used = 0;
+	for (size_t i = (size_t)off; i < d->n; i++) {
+		struct stat st = {.st_ino = d->ents[i].ino, .st_mode = d->ents[i].mode};
+		size_t len = fuse_add_direntry(req, buf + used, size - used, d->ents[i].name, &st,
+					       (off_t)(i + 1));
+		if (len > size - used)
+			break;
+		used += len;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+/* readdir with each entry's attributes (ls -l): one request per page of entries instead
+ * of a lookup and a getattr per name. Every entry given with its inode counts as a lookup
+ * (libfuse: the kernel forgets it later), except "." and "..". */
+void uf_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	struct uf_mount *m = M(req);
+	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	size_t used = 0;
+	pthread_mutex_lock(&m->tree.mu);
+	for (size_t i = (size_t)off; i < d->n; i++) {
+		struct fuse_entry_param e = {.attr_timeout = UF_ATTR_TIMEOUT,
+					     .entry_timeout = UF_ATTR_TIMEOUT};
+		const struct dirent_snap *de = &d->ents[i];
+		struct uf_node *n = i >= 2 ? uf_tree_get(&m->tree, de->ino) : NULL;
+		/* a name that changed since opendir: listed without attributes (ino 0) */
+		bool live = n && n->linked && n->parent && n->parent->ino == ino &&
+			    strcmp(n->name, de->name) == 0;
+		if (live) {
+			e.ino = n->ino;
+			uf_tree_stat(n, &e.attr);
+		} else {
+			e.attr.st_ino = de->ino;
+			e.attr.st_mode = de->mode;
+		}
+		size_t len = fuse_add_direntry_plus(req, buf + used, size - used, de->name, &e,
+						    (off_t)(i + 1));
+		if (len > size - used)
+			break;
+		used += len;
+		if (live)
+			n->nlookup++;
+	}
+	uf_tree_unlock(&m->tree);
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+void uf_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+	for (size_t i = 0; i < d->n; i++)
+		free(d->ents[i].name);
+	free(d->ents);
+	if (d->n > 10000)
+		malloc_trim(0); /* the snapshot of a big directory: back to the system */
+	free(d);
+	fuse_reply_err(req, 0);
+}
