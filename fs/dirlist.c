@@ -33,9 +33,9 @@ void uf_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		d->ents[d->n++] = (struct dirent_snap){strdup("."), n->ino, S_IFDIR};
 		d->ents[d->n++] = (struct dirent_snap){
 		    strdup(".."), n->parent ? n->parent->ino : n->ino, S_IFDIR};
-		for (size_t i = 0; i < n->d->nkids; i++)
-			d->ents[d->n++] = (struct dirent_snap){strdup(n->d->kids[i]->name),
-							       n->d->kids[i]->ino, n->d->kids[i]->mode};
+		struct uf_node *k;
+		for (size_t pos = 0; (k = uf_tree_next_kid(n, &pos));)
+			d->ents[d->n++] = (struct dirent_snap){strdup(k->name), k->ino, k->mode};
 	}
 	uf_tree_unlock(&m->tree);
 	if (err) {

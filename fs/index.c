@@ -86,6 +86,16 @@ void uf_index_del(struct uf_index *x, struct uf_node *n)
 		}
 }
 
+struct uf_node *uf_index_next(const struct uf_index *x, size_t *pos)
+{
+	while (*pos < x->cap) {
+		struct uf_node *n = x->tab[(*pos)++];
+		if (n && n != TOMB)
+			return n;
+	}
+	return NULL;
+}
+
 struct uf_node *uf_index_find(const struct uf_index *x, const char *key,
 			      bool (*fn)(const struct uf_node *n, const void *arg), const void *arg)
 {

@@ -22,6 +22,9 @@ void uf_index_clear(struct uf_index *x);
 int uf_index_put(struct uf_index *x, struct uf_node *n);
 /* Removes n, found by its key as it is now. */
 void uf_index_del(struct uf_index *x, struct uf_node *n);
+/* The nodes one by one: from *pos = 0 until NULL, in table order, with no put or delete
+ * meanwhile. */
+struct uf_node *uf_index_next(const struct uf_index *x, size_t *pos);
 /* The first node under key for which fn(node, arg) is true (fn NULL: the first), or NULL. */
 struct uf_node *uf_index_find(const struct uf_index *x, const char *key,
 			      bool (*fn)(const struct uf_node *n, const void *arg), const void *arg);

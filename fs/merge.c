@@ -111,8 +111,8 @@ static void sweep_one(struct uf_tree *t, struct uf_node *k, uint64_t epoch)
 
 static void mark_local(struct uf_tree *t, struct uf_node *dir)
 {
-	for (size_t i = 0; i < dir->d->nkids; i++) {
-		struct uf_node *k = dir->d->kids[i];
+	struct uf_node *k;
+	for (size_t pos = 0; (k = uf_tree_next_kid(dir, &pos));) {
 		if (k->kind == UF_DIR)
 			mark_local(t, k);
 		else if (!k->remote || k->w || k->finishing)

@@ -71,8 +71,8 @@ void uf_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 /* A file in dir's subtree being completed right now, or NULL (tree lock held). */
 static struct uf_node *busy_below(struct uf_node *dir)
 {
-	for (size_t i = 0; i < dir->d->nkids; i++) {
-		struct uf_node *k = dir->d->kids[i];
+	struct uf_node *k;
+	for (size_t pos = 0; (k = uf_tree_next_kid(dir, &pos));) {
 		struct uf_node *b = k->kind == UF_DIR ? busy_below(k) : NULL;
 		if (b)
 			return b;
@@ -93,9 +93,9 @@ static bool settled(const struct uf_node *n)
 
 static bool settled_below(const struct uf_node *dir)
 {
-	for (size_t i = 0; i < dir->d->nkids; i++)
-		if (dir->d->kids[i]->kind == UF_DIR ? settled_below(dir->d->kids[i])
-						 : settled(dir->d->kids[i]))
+	struct uf_node *k;
+	for (size_t pos = 0; (k = uf_tree_next_kid(dir, &pos));)
+		if (k->kind == UF_DIR ? settled_below(k) : settled(k))
 			return true;
 	return false;
 }
@@ -112,9 +112,10 @@ static void dir_records(struct uf_mount *m, struct uf_node *dir, bool add)
 			uf_state_dir_del(m->state, path);
 		free(path);
 	}
-	for (size_t i = 0; i < dir->d->nkids; i++)
-		if (dir->d->kids[i]->kind == UF_DIR)
-			dir_records(m, dir->d->kids[i], add);
+	struct uf_node *k;
+	for (size_t pos = 0; (k = uf_tree_next_kid(dir, &pos));)
+		if (k->kind == UF_DIR)
+			dir_records(m, k, add);
 }
 
 /* The checks of a rename (tree lock held): 0, or the errno; *wait says a file involved is
@@ -179,8 +180,8 @@ static int moving_below(struct uf_node *dir, const char *path, struct uf_moving 
 			size_t *count)
 {
 	int rc = 0;
-	for (size_t i = 0; rc == 0 && i < dir->d->nkids; i++) {
-		struct uf_node *k = dir->d->kids[i];
+	struct uf_node *k;
+	for (size_t pos = 0; rc == 0 && (k = uf_tree_next_kid(dir, &pos));) {
 		char *sub = malloc(strlen(path) + strlen(k->name) + 2);
 		if (!sub)
 			return -ENOMEM;

@@ -101,7 +101,6 @@ static void node_free(struct uf_tree *t, struct uf_node *n)
 	free(n->made);
 	if (n->d) {
 		uf_index_clear(&n->d->names);
-		free(n->d->kids);
 		free(n->d);
 	}
 	free(n->name);
@@ -223,32 +222,27 @@ struct uf_node *uf_tree_child(struct uf_node *dir, const char *name)
 
 static int add_kid(struct uf_node *dir, struct uf_node *n)
 {
-	if (dir->d->nkids == dir->d->capkids) {
-		size_t cap = dir->d->capkids ? dir->d->capkids * 2 : 16;
-		struct uf_node **nk = realloc(dir->d->kids, cap * sizeof *nk);
-		if (!nk)
-			return -ENOMEM;
-		dir->d->kids = nk;
-		dir->d->capkids = cap;
-	}
 	if (uf_index_put(&dir->d->names, n) < 0)
 		return -ENOMEM;
-	n->slot = dir->d->nkids;
-	dir->d->kids[dir->d->nkids++] = n;
+	dir->d->nkids++;
 	n->parent = dir;
 	n->linked = true;
 	return 0;
 }
 
+/* n, linked in dir under its name as it is now, out of it. */
 static void del_kid(struct uf_node *dir, struct uf_node *n)
 {
-	if (n->slot < dir->d->nkids && dir->d->kids[n->slot] == n) {
+	if (n->linked && n->parent == dir) {
 		uf_index_del(&dir->d->names, n);
-		struct uf_node *last = dir->d->kids[--dir->d->nkids];
-		dir->d->kids[n->slot] = last;
-		last->slot = n->slot;
+		dir->d->nkids--;
 	}
 	n->linked = false;
+}
+
+struct uf_node *uf_tree_next_kid(const struct uf_node *dir, size_t *pos)
+{
+	return dir->d ? uf_index_next(&dir->d->names, pos) : NULL;
 }
 
 struct uf_node *uf_tree_new(struct uf_tree *t, struct uf_node *dir, const char *name,

@@ -22,9 +22,8 @@ enum uf_kind { UF_DIR, UF_FILE };
 enum uf_status { UF_PENDING, UF_UPLOADING, UF_COMPLETED, UF_FAILED, UF_CANCELLED };
 
 struct uf_dir {
-	struct uf_node **kids;
-	size_t nkids, capkids;
-	struct uf_index names; /* the kids by name */
+	size_t nkids;
+	struct uf_index names; /* the kids by name: the only list of them */
 };
 
 struct uf_node { /* laid out without padding holes: 100k of these for 100k files */
@@ -32,10 +31,8 @@ struct uf_node { /* laid out without padding holes: 100k of these for 100k files
 	uint64_t nlookup; /* the kernel's references */
 	struct uf_node *parent;
 	char *name;
-	uint64_t gen;	     /* listing generation that last saw it */
-	uint64_t done_epoch; /* the listing epoch when its upload completed */
+
 	struct uf_dir *d;    /* a directory's children; NULL for a file */
-	size_t slot;	     /* this node's index in its parent's kids */
 	struct timespec mtime, ctime; /* atime is not kept: it reads as mtime */
 
 	/* the remote file, once there is one: facts of the server's file, set when it is
@@ -51,6 +48,10 @@ struct uf_node { /* laid out without padding holes: 100k of these for 100k files
 	char *x_purpose; /* user.purpose set on this node (file: its own; dir: the default) */
 	char *x_mime;
 
+	/* 32 bits: a whole listing a second, or a listing request, would take 136 years to
+	 * wrap them */
+	uint32_t gen;	     /* the whole listing (uf_tree.gen) that last saw it */
+	uint32_t done_epoch; /* the listing epoch (uf_tree.list_epoch) its upload completed at */
 	unsigned pins; /* ours: open handles, operations in progress */
 	enum uf_kind kind;
 	mode_t mode;
@@ -97,8 +98,8 @@ struct uf_tree {
 	pthread_mutex_t dl_mu[UF_DL_LOCKS]; /* taken without mu (fs/content.c) */
 	struct uf_node **inodes; /* by ino; NULL once forgotten */
 	size_t ninodes, capinodes;
-	uint64_t gen;
-	uint64_t list_epoch; /* bumped when a listing request goes out */
+	uint32_t gen;	     /* bumped by each whole listing */
+	uint32_t list_epoch; /* bumped when a listing request goes out */
 	uid_t uid;
 	gid_t gid;
 	mode_t umask;
@@ -116,6 +117,9 @@ void uf_tree_drop_writer(struct uf_tree *t, struct uf_node *n);
 /* All below: tree lock held. */
 struct uf_node *uf_tree_get(struct uf_tree *t, fuse_ino_t ino);
 struct uf_node *uf_tree_child(struct uf_node *dir, const char *name);
+/* dir's children one by one: from *pos = 0 until NULL, in no particular order, with no
+ * child added or removed meanwhile. */
+struct uf_node *uf_tree_next_kid(const struct uf_node *dir, size_t *pos);
 struct uf_node *uf_tree_new(struct uf_tree *t, struct uf_node *dir, const char *name,
 			    enum uf_kind kind, mode_t mode);
 void uf_tree_unlink(struct uf_tree *t, struct uf_node *n);
