@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -133,15 +132,6 @@ void up_w_set_meta(struct up_writer *w, const char *filename, const char *mime,
 static void md_update(struct up_writer *w, const char *buf, size_t n)
 {
 	up_hasher_update(w->md_all, buf, n, !w->finishing && w->hashed + n > HASH_INLINE);
-}
-
-static void hex(EVP_MD_CTX *md, char out[33])
-{
-	unsigned char h[EVP_MAX_MD_SIZE];
-	unsigned n = 0;
-	EVP_DigestFinal_ex(md, h, &n);
-	for (unsigned i = 0; i < 16; i++)
-		snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
 /* A writer on the spool at path, opened with extra open flags. A failure never removes
@@ -276,30 +266,24 @@ int up_w_hash_spool(struct up_writer *w)
 	return rc;
 }
 
-/* A part on its way: its bytes are read from the spool as they are sent, and hashed as
- * they pass (the part's MD5), on the pipeline's worker, in parallel with the others; the
- * write path hashes only the file's MD5, which has to be sequential. */
+/* A part on its way: its bytes are read from the spool as they are sent. Nothing hashes
+ * them here: the API checks no part checksum, and the file's MD5 is computed once, as the
+ * bytes were written (a second pass per part cost a third of the daemon's CPU). */
 struct part_ctx {
 	struct up_writer *w;
 	size_t index;
 	int fd;
 	uint64_t offset;
-	EVP_MD_CTX *md;
 };
 
 static ssize_t part_read(void *ud, uint64_t off, void *buf, size_t len)
 {
 	struct part_ctx *pc = ud;
-	if (off == 0) /* the first read of an attempt: a retry hashes the same bytes again */
-		EVP_DigestInit_ex(pc->md, EVP_md5(), NULL);
 	ssize_t n;
 	do
 		n = pread(pc->fd, buf, len, (off_t)(pc->offset + off));
 	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	EVP_DigestUpdate(pc->md, buf, (size_t)n);
-	return n;
+	return n < 0 ? -errno : n;
 }
 
 /* A session past its hour: the server refuses its parts and complete. The bytes are all in
@@ -333,7 +317,6 @@ static void part_done(void *ud, int rc, const struct up_part *part, const struct
 	struct wpart *p = &w->parts[pc->index];
 	if (rc == 0) {
 		memcpy(p->id, part->id, UP_ID_MAX);
-		hex(pc->md, p->md5);
 		p->sent = true;
 		w->bytes_sent += p->len;
 		journal_part(w, pc->index);
@@ -359,7 +342,6 @@ static void part_done(void *ud, int rc, const struct up_part *part, const struct
 	w->inflight--;
 	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->mu);
-	EVP_MD_CTX_free(pc->md);
 	free(pc);
 }
 
@@ -380,18 +362,14 @@ int up_w_send_sealed(struct up_writer *w)
 			return rc;
 		}
 		struct part_ctx *pc = malloc(sizeof *pc);
-		EVP_MD_CTX *md = EVP_MD_CTX_new();
-		if (!pc || !md) {
-			free(pc);
-			EVP_MD_CTX_free(md);
+		if (!pc) {
 			pthread_mutex_unlock(&w->mu);
 			return -ENOMEM;
 		}
 		*pc = (struct part_ctx){.w = w,
 					.index = i,
 					.fd = w->fd,
-					.offset = (uint64_t)i * w->cfg.part_size,
-					.md = md};
+					.offset = (uint64_t)i * w->cfg.part_size};
 		struct up_source src = {
 		    .kind = UP_SRC_CB, .read = part_read, .ud = pc, .len = w->parts[i].len};
 		w->parts[i].queued = true;
@@ -401,7 +379,6 @@ int up_w_send_sealed(struct up_writer *w)
 		pthread_mutex_unlock(&w->mu);
 		int rc = up_async_part_add(w->cfg.async, upload_id, &src, part_done, pc);
 		if (rc < 0) {
-			EVP_MD_CTX_free(pc->md);
 			free(pc);
 			pthread_mutex_lock(&w->mu);
 			w->inflight--;

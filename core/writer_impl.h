@@ -17,7 +17,6 @@
 
 struct wpart {
 	char id[UP_ID_MAX];
-	char md5[33];
 	uint64_t len;
 	bool queued; /* handed to the pipeline (in flight or done) */
 	bool sent;   /* acknowledged */

@@ -61,6 +61,7 @@ struct req {
 	json_object *log_headers;
 	int status;
 	bool dropped; /* by fault injection, on purpose */
+	double start; /* when its headers had arrived (seconds since the epoch) */
 
 	bool failed; /* answer err once the body is drained */
 	struct srv_err err;
@@ -310,6 +311,13 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
 	return MHD_YES;
 }
 
+static double wall_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void log_request(struct req *r, enum MHD_RequestTerminationCode toe)
 {
 	if (r->h->cfg.log_fd < 0)
@@ -318,6 +326,9 @@ static void log_request(struct req *r, enum MHD_RequestTerminationCode toe)
 	json_object_object_add(o, "method", json_object_new_string(r->method));
 	json_object_object_add(o, "path", json_object_new_string(r->path));
 	json_object_object_add(o, "status", json_object_new_int(r->status));
+	/* when it began and ended: the log shows which requests overlapped */
+	json_object_object_add(o, "start", json_object_new_double(r->start));
+	json_object_object_add(o, "end", json_object_new_double(wall_s()));
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		json_object_object_add(o, r->dropped ? "injected_drop" : "dropped",
 				       json_object_new_boolean(1));
@@ -472,6 +483,7 @@ static struct req *req_new(struct srv_http *h, struct MHD_Connection *c, const c
 	struct req *r = calloc(1, sizeof *r);
 	if (!r)
 		return NULL;
+	r->start = wall_s();
 	r->h = h;
 	r->blob.fd = -1;
 	r->method = strdup(method);
