@@ -15,11 +15,13 @@ teardown() {
 	fs_teardown
 }
 
-# link MS RATE: the link in front of the server; BASE becomes its address.
+# link MS RATE [linkem options...]: the link in front of the server; BASE becomes its
+# address.
 link() {
-	local port=${BASE##*:}
+	local port=${BASE##*:} ms=$1 rate=$2
+	shift 2
 	port=${port%%/*}
-	"$LINKEM" --upstream "$port" --delay-ms $(($1 / 2)) --rate "$2" \
+	"$LINKEM" --upstream "$port" --delay-ms $((ms / 2)) --rate "$rate" "$@" \
 		>"$BATS_TEST_TMPDIR/link.out" 2>"$BATS_TEST_TMPDIR/link.err" &
 	LINK_PID=$!
 	local i
@@ -64,4 +66,15 @@ most_parts_at_once() {
 	most=$(most_parts_at_once)
 	echo "parts in flight at most: $most"
 	[ "$most" -ge 2 ]
+}
+
+@test "connections lost mid-part (every second one, after 300 kB): the parts are sent again, the file arrives whole" {
+	FS_ALLOW='retry'
+	ALLOW_LOG=$CUT_REQUEST_LOG
+	link 20 50000000 --cut 2 --cut-after 300000
+	mount_fs -o part_size=1M
+	head -c $((6 * 1024 * 1024 + 99)) /dev/urandom >"$BATS_TEST_TMPDIR/f"
+	cp "$BATS_TEST_TMPDIR/f" "$MNT/f.bin"
+	[ "$(remote_md5 f.bin)" = "$(md5sum <"$BATS_TEST_TMPDIR/f" | cut -d' ' -f1)" ]
+	grep -q 'retry' "$BATS_TEST_TMPDIR/fs.log" # it did lose connections
 }
