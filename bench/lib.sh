@@ -48,10 +48,10 @@ link() {
 	until lbase=$(sed -n 's|^listening on \(.*\)|http://\1/v1|p' "$work/link.out" 2>/dev/null) && [ -n "$lbase" ]; do sleep 0.05; done
 }
 
-# mount_fs [OPTIONS...]: the mount on $api (default $base).
+# mount_fs [OPTIONS...]: the mount on $MOUNT_API (default $base).
 mount_fs() {
 	rm -rf "$work/cache"
-	"$UPLOADFS" -f -o "api_base=${api:-$base},cache_dir=$work/cache" "$@" "$mnt" 2>>"$work/fs.log" &
+	"$UPLOADFS" -f -o "api_base=${MOUNT_API:-$base},cache_dir=$work/cache" "$@" "$mnt" 2>>"$work/fs.log" &
 	fs_pid=$!
 	until grep -q " $mnt fuse.uploadfs" /proc/mounts; do
 		kill -0 "$fs_pid" 2>/dev/null || { tail -3 "$work/fs.log" >&2; exit 1; }

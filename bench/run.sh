@@ -16,63 +16,8 @@ SMALL=${SMALL:-1000}
 MEM=${MEM:-4G}
 RUNS=${RUNS:-3}
 RATE=${RATE:-100} # MiB/s of the slow streaming writer
-[ -f build/build.ninja ] || meson setup build --buildtype=release >/dev/null
-meson compile -C build >/dev/null
-SERVER=$top/build/server/uploadfs-server
-UPLOADFS=$top/build/fs/uploadfs
+. bench/lib.sh
 
-work=$(mktemp -d "${BENCH_DIR:-/tmp}/uploadfs-bench.XXXXXX")
-mnt=$work/mnt
-mkdir -p "$mnt"
-srv_pid= fs_pid=
-cleanup() {
-	grep -q " $mnt fuse.uploadfs" /proc/mounts && fusermount3 -u "$mnt"
-	[ -z "$fs_pid" ] || wait "$fs_pid" 2>/dev/null || true
-	[ -z "$srv_pid" ] || { kill "$srv_pid"; wait "$srv_pid" 2>/dev/null || true; }
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-bytes() { numfmt --from=iec "$1"; }
-now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {printf "%.3f\n", (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-
-server() { # fresh data directory each time: every run uploads into an empty server
-	[ -z "$srv_pid" ] || { kill "$srv_pid"; wait "$srv_pid" 2>/dev/null || true; }
-	rm -rf "$work/data" "$work/srv.out" # never read the last server's address
-	"$SERVER" --listen 127.0.0.1:0 --data "$work/data" >"$work/srv.out" 2>>"$work/srv.err" &
-	srv_pid=$!
-	until base=$(sed -n 's/^listening on //p' "$work/srv.out" 2>/dev/null) && [ -n "$base" ]; do sleep 0.05; done
-}
-
-mount_fs() {
-	rm -rf "$work/cache"
-	"$UPLOADFS" -f -o "api_base=$base,cache_dir=$work/cache" "$@" "$mnt" 2>>"$work/fs.log" &
-	fs_pid=$!
-	until grep -q " $mnt fuse.uploadfs" /proc/mounts; do
-		kill -0 "$fs_pid" 2>/dev/null || { tail -3 "$work/fs.log" >&2; exit 1; }
-		sleep 0.05
-	done
-}
-
-umount_fs() {
-	fusermount3 -u "$mnt"
-	wait "$fs_pid" 2>/dev/null || true
-	fs_pid=
-}
-
-create() { # BYTES NAME: prints an upload id
-	curl -sSf "$base/uploads" -H 'Content-Type: application/json' \
-		-d "{\"bytes\":$1,\"filename\":\"$2\",\"mime_type\":\"application/octet-stream\",\"purpose\":\"batch\"}" | jq -r .id
-}
-
-complete() { # UPLOAD MD5 IDS_FILE
-	curl -sSf -o /dev/null "$base/uploads/$1/complete" -H 'Content-Type: application/json' \
-		-d "{\"part_ids\":$(jq -R . <"$3" | jq -sc .),\"md5\":\"$2\"}"
-}
-
-mib() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / 1048576 / s }'; }
 echo "| benchmark | uploadfs | baseline | ratio |"
 echo "| --- | --- | --- | --- |"
 

@@ -12,28 +12,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
 NS=${NS:-1000 10000 100000}
-[ -f build/build.ninja ] || meson setup build --buildtype=release >/dev/null
-meson compile -C build >/dev/null
-SERVER=$top/build/server/uploadfs-server
-UPLOADFS=$top/build/fs/uploadfs
-work=$(mktemp -d "${BENCH_DIR:-/tmp}/uploadfs-scale.XXXXXX")
-mnt=$work/mnt
-mkdir -p "$mnt"
-srv_pid= fs_pid=
-cleanup() {
-	grep -q " $mnt fuse.uploadfs" /proc/mounts && fusermount3 -u "$mnt"
-	[ -z "$fs_pid" ] || wait "$fs_pid" 2>/dev/null || true
-	[ -z "$srv_pid" ] || { kill -CONT "$srv_pid" 2>/dev/null; kill "$srv_pid"; wait "$srv_pid" 2>/dev/null || true; }
-	rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/lib.sh
 ms() { local s; s=$(date +%s%N); "$@" >/dev/null 2>&1; echo $((($(date +%s%N) - s) / 1000000)); }
 
 # the daemon's RSS over an empty server: what the files cost is measured above it
-rm -rf "$work/data"
-"$SERVER" --listen 127.0.0.1:0 --data "$work/data" >"$work/srv.out" 2>>"$work/srv.err" &
-srv_pid=$!
-until base=$(sed -n 's/^listening on //p' "$work/srv.out" 2>/dev/null) && [ -n "$base" ]; do sleep 0.05; done
+server
 "$UPLOADFS" -f -o "api_base=$base,cache_dir=$work/cache" "$mnt" 2>>"$work/fs.log" &
 fs_pid=$!
 until grep -q " $mnt fuse.uploadfs" /proc/mounts; do sleep 0.01; done
@@ -47,12 +30,8 @@ echo
 echo "| N | mount ready | API whole listing (curl) | ls -l / | ls -l nested | stat warm | stat after idle | find \| wc -l | 1 cp | 100 cps | RSS/file above an empty mount | requests/min idle | worst stat during sweeps |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for n in $NS; do
-	[ -z "$srv_pid" ] || { kill "$srv_pid"; wait "$srv_pid" 2>/dev/null || true; }
-	rm -rf "$work/data" "$work/cache" "$work/srv.out"
-	"$SERVER" --listen 127.0.0.1:0 --data "$work/data" --log-requests "$work/req.log" \
-		>"$work/srv.out" 2>>"$work/srv.err" &
-	srv_pid=$!
-	until base=$(sed -n 's/^listening on //p' "$work/srv.out" 2>/dev/null) && [ -n "$base" ]; do sleep 0.05; done
+	rm -rf "$work/cache"
+	server --log-requests "$work/req.log"
 	python3 tests/lib/populate.py "$base" "$n"
 	api=$(ms bash -c "after=; while :; do r=\$(curl -sS \"$base/files?limit=10000\${after:+&after=\$after}\"); after=\$(jq -r '.data[-1].id' <<<\"\$r\"); [ \"\$(jq -r .has_more <<<\"\$r\")\" = true ] || break; done")
 	s=$(date +%s%N)

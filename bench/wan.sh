@@ -49,7 +49,7 @@ echo "| RTT | cp into the mount | seed flow (md5 + sequential 64 MiB parts) | cu
 echo "| --- | --- | --- | --- | --- | --- | --- |"
 for rtt in $RTTS; do
 	link "$rtt" "$RATE"
-	api=$lbase mount_fs
+	MOUNT_API=$lbase mount_fs
 	t0=$(now)
 	cp "$work/in.bin" "$mnt/in.bin"
 	t_cp=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')

@@ -181,6 +181,9 @@ int up_client_new(const struct up_config *cfg_in, up_client **out, struct up_err
 			       : cfg->retries	? cfg->retries
 						: 5,
 		    .timeout = cfg->timeout ? cfg->timeout : 60,
+		    .retry_window = cfg->retry_window < 0   ? 0
+				    : cfg->retry_window ? (unsigned)cfg->retry_window
+							: 300,
 		    .log = cfg->log,
 		    .log_ud = cfg->log_ud,
 		    .level = cfg->log_level,

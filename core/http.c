@@ -26,6 +26,7 @@ struct up_http {
 	char **secrets;
 	int retries;
 	unsigned timeout;
+	unsigned retry_window;
 	up_log_fn log;
 	void *log_ud;
 	enum up_log_level level;
@@ -76,6 +77,7 @@ int up_http_new(const struct up_http_opts *o, struct up_http **out)
 		return -ENOMEM;
 	h->retries = o->retries;
 	h->timeout = o->timeout;
+	h->retry_window = o->retry_window;
 	h->log = o->log;
 	h->log_ud = o->log_ud;
 	h->level = o->level;
@@ -499,6 +501,7 @@ int up_http_do(struct up_http *h, const struct up_http_req *r, struct up_http_re
 	log_request(h, r);
 
 	int rc = 0;
+	double first_failure = -1;
 	for (unsigned attempt = 0;; attempt++) {
 		struct attempt a = {.resp = resp, .out_fd = r->out_fd, .timeout = h->timeout};
 		struct source_ctx src = {.src = r->part};
@@ -508,7 +511,7 @@ int up_http_do(struct up_http *h, const struct up_http_req *r, struct up_http_re
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		long ms =
 		    (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
-		bool retry;
+		bool retry, outage;
 		if (code == CURLE_OK && resp->status >= 200 && resp->status < 300) {
 			up_http_log(h, UP_LOG_DEBUG, "<- %d %s %s (%ld ms)", resp->status,
 				    r->method, r->path, ms);
@@ -520,37 +523,66 @@ int up_http_do(struct up_http *h, const struct up_http_req *r, struct up_http_re
 						    up_http_secret(h));
 			retry = up_retry_status(resp->status,
 						a.should_retry[0] ? a.should_retry : NULL);
+			/* a gateway whose server is away */
+			outage = resp->status == 502 || resp->status == 503 || resp->status == 504;
 		} else if (a.stalled) {
 			rc = up_error_set(err, -ETIMEDOUT, 0,
 					  "no progress for %u s (the server stalled): timed out",
 					  h->timeout);
 			retry = true;
+			outage = true;
 		} else if (a.too_big) {
 			rc = up_error_set(err, -EPROTO, resp->status,
 					  "the server's answer to %s %s is larger than %u bytes",
 					  r->method, r->path, BODY_MAX);
 			retry = false;
+			outage = false;
 		} else if (a.write_err) {
 			rc = up_error_set(err, -a.write_err, resp->status,
 					  "writing the download: %s", strerror(a.write_err));
 			retry = false;
+			outage = false;
 		} else if (src.err) {
 			rc = up_error_set(err, -src.err, 0, "reading the part's bytes: %s",
 					  strerror(src.err));
 			retry = false;
+			outage = false;
 		} else {
 			rc = up_error_set(err, up_errno_for_curl(code), 0, "%s",
 					  curl_easy_strerror(code));
 			retry = up_retry_curl(code);
+			outage = retry; /* no connection, a reset: the server is away */
 		}
-		if (!retry || attempt >= (unsigned)h->retries ||
-		    !rewind_out(r->out_fd, out_start, resp->written))
-			break;
 		double wait = up_retry_after(a.retry_after_ms, a.retry_after, time(NULL));
 		if (wait < 0)
 			wait = up_retry_backoff(attempt, &rng);
-		up_http_log(h, UP_LOG_WARN, "%s %s: %s; retry %u of %d in %.2f s", r->method,
-			    r->path, err ? err->message : "failed", attempt + 1, h->retries, wait);
+		if (first_failure < 0)
+			first_failure = mono_s();
+		/* past the retries, an upload's request (a POST: create, part, complete, a
+		 * file) is retried across an outage until the window closes; reads, listings,
+		 * deletes and cancels fail after their retries (their callers try again later,
+		 * report EIO, or let the session expire) */
+		double left = first_failure + h->retry_window - mono_s();
+		bool counted = attempt < (unsigned)h->retries;
+		size_t plen = strlen(r->path);
+		bool cancel = plen >= 7 && strcmp(r->path + plen - 7, "/cancel") == 0;
+		bool windowed = outage && h->retries > 0 && left > 0 &&
+				strcmp(r->method, "POST") == 0 && !cancel;
+		if (!counted && windowed && wait > left)
+			wait = left; /* the last try at the window's end */
+		if (!retry || !(counted || windowed) ||
+		    !rewind_out(r->out_fd, out_start, resp->written))
+			break;
+		if (counted)
+			up_http_log(h, UP_LOG_WARN, "%s %s: %s; retry %u of %d in %.2f s",
+				    r->method, r->path, err ? err->message : "failed", attempt + 1,
+				    h->retries, wait);
+		else
+			up_http_log(h, UP_LOG_WARN,
+				    "%s %s: %s; the server is away: retry %u in %.2f s (for %.0f s "
+				    "more)",
+				    r->method, r->path, err ? err->message : "failed", attempt + 1,
+				    wait, left - wait);
 		free(resp->body);
 		memset(resp, 0, sizeof *resp);
 		sleep_s(wait);

@@ -17,6 +17,7 @@ struct up_http_opts {
 	const char *const *secrets; /* NULL-terminated strings never to log */
 	int retries;
 	unsigned timeout;
+	unsigned retry_window; /* seconds an outage is retried beyond retries; 0: not */
 	up_log_fn log;
 	void *log_ud;
 	enum up_log_level level;

@@ -43,6 +43,10 @@ struct up_config {
 	const char *api_key_file; /* must be mode 0600 or 0400 */
 	int retries;		  /* retries of a failed request; 0: 5; UP_NO_RETRIES: none */
 	unsigned timeout;	  /* seconds without progress before a request fails; 0: 60 */
+	/* seconds a request is retried across an outage (no connection, a reset, a stall,
+	 * 502/503/504) beyond `retries`, from its first failure; 0: 300; UP_NO_RETRIES:
+	 * only `retries` */
+	int retry_window;
 	bool allow_http;	  /* plain http:// to a host other than loopback */
 	bool no_env;		  /* ignore the environment entirely */
 	up_log_fn log;		  /* NULL: silent */

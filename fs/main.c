@@ -30,7 +30,7 @@ static void client_log(void *ud, enum up_log_level level, const char *line)
 struct raw_opts {
 	char *api_base, *api_key_file, *purpose, *part_size, *parallel, *cache_dir, *retries,
 	    *timeout, *max_file_size, *uid, *gid, *umask, *api_key, *log, *size_hint, *cache_size, *list_interval,
-	    *sweep_interval;
+	    *sweep_interval, *retry_window;
 	int async_close, allow_http, allow_other;
 };
 
@@ -50,6 +50,7 @@ static const struct fuse_opt opt_table[] = {
     OPT("cache_dir=%s", cache_dir),
     OPT("retries=%s", retries),
     OPT("timeout=%s", timeout),
+    OPT("retry_window=%s", retry_window),
     OPT("max_file_size=%s", max_file_size),
     OPT("uid=%s", uid),
     OPT("gid=%s", gid),
@@ -94,6 +95,7 @@ static void usage(const char *prog)
 	       "  -o cache_dir=DIR       spool and state (~/.cache/uploadfs)\n"
 	       "  -o retries=N           retries of a failed request (5)\n"
 	       "  -o timeout=SECONDS     stall timeout of a request (60)\n"
+	       "  -o retry_window=SECONDS how long an outage is retried past the retries (300)\n"
 	       "  -o max_file_size=SIZE  larger writes fail with EFBIG (8G)\n"
 	       "  -o list_interval=S     seconds between polls of the newest remote files (2)\n"
 	       "  -o sweep_interval=S    seconds between whole listings (deletions) (30)\n"
@@ -166,6 +168,12 @@ static int check_options(struct raw_opts *r, struct uf_config *c)
 		if (up_parse_u64(r->timeout, &v) < 0 || v < 1 || v > 86400)
 			return refuse("timeout", r->timeout, "expected 1 to 86400 seconds");
 		c->timeout = (unsigned)v;
+	}
+	c->retry_window = 300;
+	if (r->retry_window) {
+		if (up_parse_u64(r->retry_window, &v) < 0 || v > 86400)
+			return refuse("retry_window", r->retry_window, "expected 0 to 86400 seconds");
+		c->retry_window = v == 0 ? UP_NO_RETRIES : (int)v;
 	}
 	c->max_file_size = 8ull << 30;
 	if (r->max_file_size) {
@@ -312,6 +320,7 @@ static int setup(struct uf_mount *m)
 			       .api_key_file = m->cfg.api_key_file,
 			       .retries = m->cfg.retries,
 			       .timeout = m->cfg.timeout,
+			       .retry_window = m->cfg.retry_window,
 			       .allow_http = m->cfg.allow_http,
 			       .log = client_log,
 			       .log_ud = m,
@@ -483,6 +492,7 @@ out:
 	free(raw.cache_dir);
 	free(raw.retries);
 	free(raw.timeout);
+	free(raw.retry_window);
 	free(raw.max_file_size);
 	free(raw.uid);
 	free(raw.gid);

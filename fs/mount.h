@@ -26,6 +26,7 @@ struct uf_config {
 	unsigned parallel;
 	int retries;
 	unsigned timeout;
+	int retry_window; /* seconds; UP_NO_RETRIES: none past the retries */
 	bool async_close;
 	bool size_hint; /* take a new file's size from the writer's source (fs/proc) */
 	bool allow_http;

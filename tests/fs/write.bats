@@ -326,7 +326,9 @@ PY
 }
 
 @test "the server stopped: cp exits nonzero and the file says failed" {
-	FS_ALLOW='upload of .* failed|listing the remote files failed|retry'
+	FS_ALLOW='upload of .* failed|listing the remote files failed|retry|server is away'
+	umount_fs
+	mount_fs -o part_size=1M,retry_window=2
 	stop_server
 	head -c 100000 /dev/urandom >"$BATS_TEST_TMPDIR/x"
 	run cp "$BATS_TEST_TMPDIR/x" "$MNT/x"

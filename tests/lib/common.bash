@@ -30,6 +30,21 @@ stop_server() {
 	SRV_PID=
 }
 
+# restart_server [flags...]: a server again on the port and data of the one stopped.
+restart_server() {
+	local port=${BASE##*:}
+	port=${port%/v1}
+	"$SERVER" --listen "127.0.0.1:$port" --data "$SRV_DATA" "$@" \
+		>"$BATS_TEST_TMPDIR/srv2.out" 2>>"$BATS_TEST_TMPDIR/srv.err" &
+	SRV_PID=$!
+	local i
+	for i in $(seq 100); do
+		grep -q listening "$BATS_TEST_TMPDIR/srv2.out" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 kill9_server() {
 	kill -9 "$SRV_PID"
 	wait "$SRV_PID" 2>/dev/null || true

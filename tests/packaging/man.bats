@@ -12,7 +12,7 @@ render() { MANWIDTH=100 man -l "$MAN/$1" 2>"$BATS_TEST_TMPDIR/warn"; }
 	out=$(render uploadfs.1)
 	[ ! -s "$BATS_TEST_TMPDIR/warn" ]
 	for word in api_base= api_key_file= purpose= part_size= parallel= cache_dir= retries= \
-		timeout= max_file_size= cache_size= list_interval= sweep_interval= async size_hint= log= allow_other user.purpose user.mime_type \
+		timeout= retry_window= max_file_size= cache_size= list_interval= sweep_interval= async size_hint= log= allow_other user.purpose user.mime_type \
 		user.upload.status user.upload.file_id user.upload.md5 user.upload.bytes_sent \
 		user.upload.error PORTKEY_API_KEY OPENAI_BASE_URL; do
 		grep -q -- "$word" <<<"$out" || { echo "uploadfs(1) lacks $word" >&2; return 1; }

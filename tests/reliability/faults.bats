@@ -47,7 +47,7 @@ teardown() {
 @test "a server that stalls mid-request is caught by the stall timeout" {
 	FS_ALLOW='retry|upload of .* failed|timed out|Timeout'
 	fs_setup
-	mount_fs -o timeout=1,retries=1
+	mount_fs -o timeout=1,retries=1,retry_window=0
 	# the same server comes back, now answering after 4 s
 	port=${BASE##*:}
 	port=${port%/v1}
@@ -83,6 +83,39 @@ teardown() {
 	SRV_PID=$!
 	wait "$cpid"
 	[ "$(remote_md5 y)" = "$(md5_of "$BATS_TEST_TMPDIR/y")" ]
+}
+
+@test "the server down for 60 s in the middle of a cp, default options: the cp waits and succeeds" {
+	FS_ALLOW='retry|server is away'
+	ALLOW_LOG=$CUT_REQUEST_LOG
+	fs_setup
+	mount_fs -o part_size=1M
+	head -c 6000000 /dev/urandom >"$BATS_TEST_TMPDIR/w"
+	# the source is a pipe fed slowly: the outage comes while the copy runs
+	(head -c 3000000 "$BATS_TEST_TMPDIR/w"; sleep 3; tail -c +3000001 "$BATS_TEST_TMPDIR/w") |
+		cp /dev/stdin "$MNT/w" &
+	cpid=$!
+	sleep 1
+	stop_server
+	sleep 60
+	restart_server --allow-downloads
+	wait "$cpid"
+	[ "$(remote_md5 w)" = "$(md5_of "$BATS_TEST_TMPDIR/w")" ]
+	grep -q 'the server is away' "$BATS_TEST_TMPDIR/fs.log"
+}
+
+@test "an outage longer than retry_window fails the cp with the connection's error" {
+	FS_ALLOW='retry|server is away|upload of w failed|failed'
+	fs_setup
+	mount_fs -o part_size=1M,retries=1,retry_window=3
+	stop_server
+	head -c 100000 /dev/urandom >"$BATS_TEST_TMPDIR/w"
+	local t0=$SECONDS
+	run cp "$BATS_TEST_TMPDIR/w" "$MNT/w"
+	[ "$status" != 0 ]
+	[ $((SECONDS - t0)) -lt 30 ]
+	[ "$(xattr "$MNT/w" user.upload.status)" = failed ]
+	[[ "$(xattr "$MNT/w" user.upload.error)" == *"onnect"* ]]
 }
 
 @test "cache_dir full: the write fails with ENOSPC, that file is failed, the mount goes on" {

@@ -33,7 +33,7 @@ teardown() {
 	FS_ALLOW='upload of .* failed|retry'
 	for mode in create-bad-id create-missing part-bad-id complete-nofile error-html; do
 		start_bad "$mode"
-		mount_fs -o retries=1
+		mount_fs -o retries=1,retry_window=0
 		run cp /etc/hostname "$MNT/f-$mode"
 		[ "$status" != 0 ]
 		[ "$(xattr "$MNT/f-$mode" user.upload.status)" = failed ]

@@ -327,6 +327,38 @@ CASE(every_error_status_maps_to_an_errno)
 	up_client_free(c);
 }
 
+static double mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+CASE(an_upload_is_retried_across_an_outage_for_the_window_and_a_listing_is_not)
+{
+	struct fixture f;
+	CHECK(fixture_start(&f, NULL) == 0);
+	char base[256];
+	snprintf(base, sizeof base, "%s", f.base);
+	fixture_stop(&f); /* nobody listening: an outage */
+	struct up_config cfg = {.api_base = base, .no_env = true, .retries = 1, .retry_window = 3};
+	up_client *c;
+	struct up_error err;
+	CHECK(up_client_new(&cfg, &c, &err) == 0);
+	struct up_upload up;
+	double t0 = mono();
+	CHECK(up_upload_create(c, 1, "a", "x", "batch", &up, &err) == -ECONNREFUSED);
+	double post = mono() - t0;
+	struct up_file_list l;
+	t0 = mono();
+	CHECK(up_files_list(c, NULL, &l, &err) == -ECONNREFUSED);
+	double get = mono() - t0;
+	printf("# POST failed after %.2f s, GET after %.2f s\n", post, get);
+	CHECK(post >= 2.9 && post < 6); /* retried on until the 3 s window closed, then failed */
+	CHECK(get < 1.5);		   /* one retry, no window */
+	up_client_free(c);
+}
+
 CASE(a_wrong_key_is_eacces_with_the_servers_message)
 {
 	struct fixture f;
@@ -707,6 +739,7 @@ CASE(a_silent_server_is_a_stall_timeout)
 CHECK_MAIN(T(parts_from_memory_fd_and_callback_in_any_order), T(cancel_and_then_no_more_parts),
 	   T(upload_file_from_path_fd_and_memory), T(upload_file_failures_cancel_the_upload),
 	   T(retries_carry_an_upload_through_a_30_percent_failure_rate),
+	   T(an_upload_is_retried_across_an_outage_for_the_window_and_a_listing_is_not),
 	   T(a_429_with_retry_after_is_waited_for), T(every_error_status_maps_to_an_errno),
 	   T(a_wrong_key_is_eacces_with_the_servers_message), T(a_key_file_must_be_0600),
 	   T(files_list_follows_every_page), T(content_the_api_forbids_is_eacces),
