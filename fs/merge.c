@@ -94,7 +94,7 @@ static bool stale(const struct uf_tree *t, const struct uf_node *k, uint64_t epo
 {
 	if (!k->linked || k == t->root || k->gen == t->gen || k->done_epoch >= epoch)
 		return false;
-	return k->kind == UF_DIR ? !k->local_dir && k->d->nkids == 0
+	return k->kind == UF_DIR ? !k->local_dir && uf_tree_nkids(k) == 0
 				 : k->remote && !k->w && !k->finishing;
 }
 

@@ -84,5 +84,10 @@ void uf_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
 void uf_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void uf_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
+/* The mount a FUSE request is for. */
+static inline struct uf_mount *uf_mount_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
 
 #endif

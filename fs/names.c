@@ -12,14 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct uf_mount *M(fuse_req_t req)
-{
-	return fuse_req_userdata(req);
-}
-
 void uf_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *dir = uf_tree_get(&m->tree, parent);
 	struct uf_node *n = dir ? uf_tree_child(dir, name) : NULL;
@@ -139,7 +134,7 @@ static int rename_check(struct uf_node *n, struct uf_node *ndir, struct uf_node 
 		return 0;
 	}
 	if (n->kind == UF_DIR) {
-		if (dst && (dst->kind != UF_DIR || dst->d->nkids))
+		if (dst && (dst->kind != UF_DIR || uf_tree_nkids(dst)))
 			return dst->kind != UF_DIR ? ENOTDIR : ENOTEMPTY;
 		for (struct uf_node *p = ndir; p; p = p->parent)
 			if (p == n)
@@ -230,7 +225,7 @@ static void forget_listed(struct uf_mount *m, const struct uf_moving *mv, size_t
 		struct uf_node *p = k->parent;
 		uf_tree_unlink(&m->tree, k);
 		/* and a directory that only the listing had made */
-		while (p && p != m->tree.root && !p->local_dir && !p->d->nkids && p->linked) {
+		while (p && p != m->tree.root && !p->local_dir && !uf_tree_nkids(p) && p->linked) {
 			struct uf_node *up = p->parent;
 			uf_tree_unlink(&m->tree, p);
 			p = up;
@@ -339,7 +334,7 @@ static int recheck(struct uf_mount *m, fuse_ino_t parent, const char *name, fuse
 void uf_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	if (flags & RENAME_EXCHANGE) {
 		fuse_reply_err(req, EINVAL);
 		return;

@@ -30,11 +30,6 @@ struct handle {
 	char cache_id[UP_ID_MAX]; /* the file it is of: a new version since means another */
 };
 
-static struct uf_mount *M(fuse_req_t req)
-{
-	return fuse_req_userdata(req);
-}
-
 /* rsync's receiver writes ".NAME.XXXXXX" (O_EXCL) and renames it to NAME after close:
  * such a file is uploaded when it gets its final name, never under the temporary one. The
  * name's shape alone is not enough (".env.sample" has it): the creator must be rsync. */
@@ -74,7 +69,7 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *dir = uf_tree_get(&m->tree, parent);
 	struct uf_node *n = dir && dir->kind == UF_DIR ? uf_tree_child(dir, name) : NULL;
@@ -96,7 +91,7 @@ static void forget_one(struct uf_mount *m, fuse_ino_t ino, uint64_t nlookup)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	pthread_mutex_lock(&m->tree.mu);
 	forget_one(m, ino, nlookup);
 	uf_tree_unlock(&m->tree);
@@ -105,7 +100,7 @@ static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	pthread_mutex_lock(&m->tree.mu);
 	for (size_t i = 0; i < count; i++)
 		forget_one(m, forgets[i].ino, forgets[i].nlookup);
@@ -116,7 +111,7 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)fi;
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *n = uf_tree_get(&m->tree, ino);
 	struct stat st;
@@ -159,7 +154,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		       struct fuse_file_info *fi)
 {
 	(void)fi;
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *n = uf_tree_get(&m->tree, ino);
 	if (!n) {
@@ -211,7 +206,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *dir = uf_tree_get(&m->tree, parent), *n = NULL;
 	int err = !dir			     ? ESTALE
@@ -234,11 +229,11 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *dir = uf_tree_get(&m->tree, parent);
 	struct uf_node *n = dir ? uf_tree_child(dir, name) : NULL;
-	int err = !n ? ENOENT : n->kind != UF_DIR ? ENOTDIR : n->d->nkids ? ENOTEMPTY : 0;
+	int err = !n ? ENOENT : n->kind != UF_DIR ? ENOTDIR : uf_tree_nkids(n) ? ENOTEMPTY : 0;
 	if (!err) {
 		char *path = uf_tree_path(n);
 		if (path)
@@ -278,7 +273,7 @@ static bool write_only(const struct fuse_file_info *fi)
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	pid_t pid = fuse_req_ctx(req)->pid;
 	bool temp = (fi->flags & O_EXCL) && rsync_temp_name(name) && uf_proc_is(pid, "rsync");
 	/* cp opened its source before it created this file: that file's size is this one's, so
@@ -389,7 +384,7 @@ static int open_for_write(struct uf_mount *m, struct uf_node *n, bool trunc,
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	/* O_TRUNC may replace a completed file: the new version's spool is made first,
 	 * without the tree lock, and dropped if it is not needed */
 	struct up_writer *fresh = NULL;
@@ -442,7 +437,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	(void)ino;
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct uf_node *n = h->n;
 	char *buf = malloc(size ? size : 1);
@@ -509,7 +504,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		     struct fuse_file_info *fi)
 {
 	(void)ino;
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct uf_node *n = h->n;
 	struct up_writer *w = NULL;
@@ -539,7 +534,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct uf_node *n = h->n;
 	if (!h->write) {
@@ -566,7 +561,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct uf_node *n = h->n;
 	if (h->cache_fd >= 0)
@@ -597,7 +592,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 {
 	(void)ino;
 	(void)datasync;
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	pthread_mutex_lock(&m->tree.mu);
 	struct up_writer *w = uf_life_writer(h->n);
@@ -612,7 +607,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 			 struct fuse_file_info *fi)
 {
 	(void)fi;
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *n = uf_tree_get(&m->tree, ino);
 	struct up_writer_status ws = {0};

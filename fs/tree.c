@@ -224,7 +224,6 @@ static int add_kid(struct uf_node *dir, struct uf_node *n)
 {
 	if (uf_index_put(&dir->d->names, n) < 0)
 		return -ENOMEM;
-	dir->d->nkids++;
 	n->parent = dir;
 	n->linked = true;
 	return 0;
@@ -233,10 +232,8 @@ static int add_kid(struct uf_node *dir, struct uf_node *n)
 /* n, linked in dir under its name as it is now, out of it. */
 static void del_kid(struct uf_node *dir, struct uf_node *n)
 {
-	if (n->linked && n->parent == dir) {
+	if (n->linked && n->parent == dir)
 		uf_index_del(&dir->d->names, n);
-		dir->d->nkids--;
-	}
 	n->linked = false;
 }
 
@@ -262,7 +259,7 @@ struct uf_node *uf_tree_new(struct uf_tree *t, struct uf_node *dir, const char *
 void uf_tree_maybe_free(struct uf_tree *t, struct uf_node *n)
 {
 	if (n && n != t->root && !n->linked && n->nlookup == 0 && n->pins == 0 &&
-	    (!n->d || n->d->nkids == 0))
+	    uf_tree_nkids(n) == 0)
 		node_free(t, n);
 }
 

@@ -22,7 +22,6 @@ enum uf_kind { UF_DIR, UF_FILE };
 enum uf_status { UF_PENDING, UF_UPLOADING, UF_COMPLETED, UF_FAILED, UF_CANCELLED };
 
 struct uf_dir {
-	size_t nkids;
 	struct uf_index names; /* the kids by name: the only list of them */
 };
 
@@ -117,6 +116,11 @@ void uf_tree_drop_writer(struct uf_tree *t, struct uf_node *n);
 /* All below: tree lock held. */
 struct uf_node *uf_tree_get(struct uf_tree *t, fuse_ino_t ino);
 struct uf_node *uf_tree_child(struct uf_node *dir, const char *name);
+/* How many children n has (0 for a file). */
+static inline size_t uf_tree_nkids(const struct uf_node *n)
+{
+	return n->d ? n->d->names.used : 0;
+}
 /* dir's children one by one: from *pos = 0 until NULL, in no particular order, with no
  * child added or removed meanwhile. */
 struct uf_node *uf_tree_next_kid(const struct uf_node *dir, size_t *pos);

@@ -10,11 +10,6 @@
 #include <string.h>
 #include <sys/xattr.h>
 
-static struct uf_mount *M(fuse_req_t req)
-{
-	return fuse_req_userdata(req);
-}
-
 /* The value of name on n into out; -ENODATA if it has none (tree lock held). */
 static int value_of(struct uf_mount *m, struct uf_node *n, const char *name, char *out, size_t len)
 {
@@ -156,7 +151,7 @@ void uf_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 		fuse_reply_err(req, ENOTSUP);
 		return;
 	}
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	if (ino == FUSE_ROOT_ID && strcmp(name, UF_STATUS_XATTR) == 0) {
 		pthread_mutex_lock(&m->tree.mu);
 		char *st = mount_status(m);
@@ -175,7 +170,7 @@ void uf_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 
 void uf_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	static const char *const names[] = {"user.purpose",	      "user.mime_type",
 					    "user.upload.status",     "user.upload.id",
 					    "user.upload.file_id",    "user.upload.md5",
@@ -260,7 +255,7 @@ static void change(fuse_req_t req, fuse_ino_t ino, const char *name, const char 
 		fuse_reply_err(req, ENOTSUP);
 		return;
 	}
-	struct uf_mount *m = M(req);
+	struct uf_mount *m = uf_mount_of(req);
 	int rc;
 	pthread_mutex_lock(&m->tree.mu);
 	struct uf_node *n = uf_tree_get(&m->tree, ino);

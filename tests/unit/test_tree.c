@@ -151,7 +151,7 @@ CASE(names_that_cannot_be_paths_are_left_out)
 	listing(&l, odd, 5, 0);
 	merge(&t, &l, 2, NULL);
 	CHECK(at(&t, "ok.txt") && at(&t, "ok.txt")->kind == UF_FILE);
-	CHECK(t.root->d->nkids == 1); /* ok.txt only: "dir" is made only if a file is in it */
+	CHECK(uf_tree_nkids(t.root) == 1); /* ok.txt only: "dir" is made only if a file is in it */
 	free_listing(&l);
 	uf_tree_destroy(&t);
 }
