@@ -244,6 +244,10 @@ PY
 	cp -a "$BATS_TEST_TMPDIR/tree" "$MNT/"
 	[ "$(stat -c '%a %Y' "$MNT/tree/x/a.txt")" = "640 $(date -d '2020-01-02 03:04:05' +%s)" ]
 	[ "$(remote_md5 tree/x/a.txt)" = "$(echo a | md5sum | cut -d' ' -f1)" ]
+	# atime is not kept (as noatime): it reads as mtime, and touch -a changes nothing
+	[ "$(stat -c %X "$MNT/tree/x/a.txt")" = "$(stat -c %Y "$MNT/tree/x/a.txt")" ]
+	touch -a -d '2021-05-06 07:08:09' "$MNT/tree/x/a.txt"
+	[ "$(stat -c '%X %Y' "$MNT/tree/x/a.txt")" = "$(date -d '2020-01-02 03:04:05' +%s) $(date -d '2020-01-02 03:04:05' +%s)" ]
 }
 
 @test "tar -x into the mount" {
