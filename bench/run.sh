@@ -5,6 +5,7 @@
 #   bash bench/run.sh                 # the full run (2 GiB, 1 GiB, 1000 files, 4 GiB)
 #   LARGE=512M STREAM=256M SMALL=200 MEM=1G RUNS=1 bash bench/run.sh    # a quick one
 #   ONLY=1,4 bash bench/run.sh        # only benchmarks 1 and 4
+#   LARGE=1G ONLY=7 bash bench/run.sh # the server's complete alone
 #
 # Prints one markdown table; each figure is the median of RUNS runs.
 set -euo pipefail
@@ -90,6 +91,33 @@ seq_s=$(printf '%s\n' "${t_seq[@]}" | median)
 echo "| 1. cp of $LARGE until it returns (file completed) | $cp_s s ($(mib "$large" "$cp_s") MiB/s) | curl, 8 MiB parts x4 + complete: $par_s s ($(mib "$large" "$par_s") MiB/s) | $(ratio "$par_s" "$cp_s")x of the parallel-curl limit |"
 echo "| | | of which create and parts (curl starts 4 at once, so the server's complete assembles again): $parts_s s | $(ratio "$parts_s" "$cp_s")x the parts alone |"
 echo "| | | sequential 64 MiB loop (upload_file_chunked): $seq_s s | $(ratio "$seq_s" "$cp_s")x the sequential loop |"
+fi
+
+# ---- 7. the server's complete, parts sent 4 at a time in random order ----
+if want 7; then
+t_c=() t_md5=() w_per=()
+wbytes() { awk '/^write_bytes/ {print $2}' "/proc/$srv_pid/io"; }
+for r in $(seq "$RUNS"); do
+	server
+	up=$(create "$large" alone)
+	w0=$(wbytes)
+	ls "$work"/parts8/p*[0-9] | shuf | xargs -P 4 -I{} sh -c \
+		'curl -sSf "$0/uploads/$1/parts" -F "data=@$2" -o "$2.json"' "$base" "$up" {}
+	for p in "$work"/parts8/p*[0-9]; do jq -r .id "$p.json"; done >"$work/ids"
+	s=$(now)
+	complete "$up" "$large_md5" "$work/ids"
+	t_c+=("$(echo "$(now) - $s" | bc)")
+	w_per+=("$(awk -v a="$w0" -v b="$(wbytes)" -v n="$large" 'BEGIN { printf "%.3f", (b - a) / n }')")
+	rm -f "$work"/parts8/*.json
+	cat "$work/large" >/dev/null # in the page cache, as the server's parts are
+	s=$(now)
+	md5sum <"$work/large" >/dev/null
+	t_md5+=("$(echo "$(now) - $s" | bc)")
+done
+c_s=$(printf '%s\n' "${t_c[@]}" | median)
+md5_s=$(printf '%s\n' "${t_md5[@]}" | median)
+echo "| 7. the server's complete of $LARGE sent as 8 MiB parts, 4 at a time, in random order | $c_s s | md5sum of the file: $md5_s s | $(ratio "$c_s" "$md5_s")x |"
+echo "| 7. bytes the server wrote to disk per byte uploaded (/proc/PID/io) | $(printf '%s\n' "${w_per[@]}" | median) | | |"
 fi
 rm -rf "$work/parts8" "$work/parts64"
 

@@ -1,5 +1,6 @@
 #include "http.h"
 
+#include "content.h"
 #include "ids.h"
 
 #include <arpa/inet.h>
@@ -61,6 +62,7 @@ struct req {
 	json_object *log_headers;
 	int status;
 	bool dropped; /* by fault injection, on purpose */
+	int64_t hashed_early; /* complete: the bytes hashed before it (-1: not a complete) */
 	double start; /* when its headers had arrived (seconds since the epoch) */
 
 	bool failed; /* answer err once the body is drained */
@@ -329,6 +331,8 @@ static void log_request(struct req *r, enum MHD_RequestTerminationCode toe)
 	/* when it began and ended: the log shows which requests overlapped */
 	json_object_object_add(o, "start", json_object_new_double(r->start));
 	json_object_object_add(o, "end", json_object_new_double(wall_s()));
+	if (r->hashed_early >= 0)
+		json_object_object_add(o, "hashed_early", json_object_new_int64(r->hashed_early));
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		json_object_object_add(o, r->dropped ? "injected_drop" : "dropped",
 				       json_object_new_boolean(1));
@@ -486,6 +490,7 @@ static struct req *req_new(struct srv_http *h, struct MHD_Connection *c, const c
 	r->start = wall_s();
 	r->h = h;
 	r->blob.fd = -1;
+	r->hashed_early = -1;
 	r->method = strdup(method);
 	r->path = strdup(url);
 	if (!r->method || !r->path) {
@@ -618,25 +623,73 @@ static int run_json_route(struct req *r, json_object **out, struct srv_err *e)
 	json_object *req = parse_json_body(r);
 	if (!req)
 		return -EINVAL;
-	int rc = r->route == R_UPLOAD_CREATE ? srv_upload_create(st, req, out, e)
-					     : srv_upload_complete(st, r->id, req, out, e);
+	int rc;
+	if (r->route == R_UPLOAD_CREATE) {
+		rc = srv_upload_create(st, req, out, e);
+	} else {
+		uint64_t early = 0;
+		rc = srv_upload_complete(st, r->id, req, out, &early, e);
+		r->hashed_early = (int64_t)early;
+	}
 	json_object_put(req);
 	return rc;
+}
+
+/* A download of content in several pieces, read through this process. */
+struct reading {
+	struct srv_store *st;
+	struct srv_download d;
+};
+
+static ssize_t read_content(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct reading *rd = cls;
+	ssize_t n = srv_content_pread(rd->d.content, buf, max, pos);
+	if (n == 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (n < 0) {
+		fprintf(stderr, "uploadfs-server: read a file: %s\n", strerror((int)-n));
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	return n;
+}
+
+static void end_reading(void *cls)
+{
+	struct reading *rd = cls;
+	srv_download_close(rd->st, &rd->d);
+	srv_store_reap(rd->st); /* the content of a file deleted while it was read */
+	free(rd);
 }
 
 static enum MHD_Result answer_content(struct req *r, struct MHD_Connection *c)
 {
 	struct srv_err e;
-	int fd;
-	uint64_t bytes;
-	if (srv_file_open_content(r->h->st, r->id, &fd, &bytes, &e) < 0)
-		return respond_err(r, c, &e);
-	/* From an fd, libmicrohttpd sends with sendfile: no copy through this process. */
-	struct MHD_Response *resp = MHD_create_response_from_fd64(bytes, fd);
-	if (!resp) {
-		close(fd);
+	struct reading *rd = calloc(1, sizeof *rd);
+	if (!rd)
 		return MHD_NO;
+	rd->st = r->h->st;
+	if (srv_download_open(rd->st, r->id, &rd->d, &e) < 0) {
+		free(rd);
+		return respond_err(r, c, &e);
 	}
+	uint64_t bytes = srv_content_bytes(rd->d.content);
+	/* One piece is sent from its fd with sendfile: no copy through this process. */
+	int fd = srv_content_one_fd(rd->d.content);
+	struct MHD_Response *resp;
+	if (fd >= 0) {
+		end_reading(rd);
+		resp = MHD_create_response_from_fd64(bytes, fd);
+		if (!resp)
+			close(fd);
+	} else {
+		resp = MHD_create_response_from_callback(bytes, 256 << 10, read_content, rd,
+							 end_reading);
+		if (!resp)
+			end_reading(rd);
+	}
+	if (!resp)
+		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
 	r->status = 200;
 	enum MHD_Result ret = MHD_queue_response(c, 200, resp);
@@ -757,7 +810,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 		srv_part_end(r->h->st, &r->blob);
 	else
 		srv_blob_abort(&r->blob);
-	if (r->route == R_COMPLETE || r->route == R_CANCEL)
+	if (r->route == R_COMPLETE || r->route == R_CANCEL || r->route == R_FILE_DELETE)
 		srv_store_reap(r->h->st);
 	json_object_put(r->log_headers);
 	free(r->body);

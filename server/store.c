@@ -1,6 +1,7 @@
 #include "store.h"
 
 #include "atomicfile.h"
+#include "content.h"
 #include "ids.h"
 
 #include <dirent.h>
@@ -21,14 +22,15 @@
  *   uploads/<upload_id>.json     one Upload (status, limits, completion record)
  *   parts/<upload_id>/<part_id>  one part's bytes; ".tmp-*" while it streams in
  *   files/<file_id>.json         one File
- *   content/<file_id>            its bytes; ".tmp-*" while assembled or streamed in
+ *   content/<file_id>            its bytes: one file (POST /v1/files), or a directory of its
+ *                                upload's parts linked in order (content.h); ".tmp-*" while
+ *                                made or streamed in
  * A record is written after the bytes it describes, so a crash leaves at worst an orphan
  * blob or tmp file, which the next start removes. */
 
 #define FILE_MAX_NAME 4096
-/* Per read and write of an assembly. A new page-cache folio is as big as the write, and
- * folios of 512 KiB or more were the slower ones to fill (bench/results.md). */
-#define COPY_BUF      (128u << 10)
+/* Per read of a part being hashed. */
+#define HASH_BUF      (128u << 10)
 #define BATCH_EXPIRY  2592000 /* 30 days: OpenAI's default for purpose=batch */
 #define EXPIRY_MIN    3600
 #define EXPIRY_MAX    2592000
@@ -68,23 +70,22 @@ struct upload {
 	struct part *parts;	    /* sorted by seq */
 	size_t nparts, cap_parts;
 	uint64_t parts_bytes;
-	bool busy;		/* a complete is assembling the content */
-	/* The content assembled as parts arrive, in the order their requests started: a
-	 * client sends the file's parts in order, parallel senders included, even when they
-	 * finish out of it. Each part request has a slot, in start order; the assembler appends
-	 * committed parts slot by slot to asm_fd, hashing into asm_md, waits at a slot still in
-	 * flight and skips a slot whose request failed. A complete that lists the parts in the
-	 * appended order only finishes the hash; any other order assembles from the parts. */
+	bool busy;		/* a complete is hashing and linking the content */
+	/* The MD5 of the parts as they arrive, in the order their requests started: a client
+	 * sends the file's parts in order, parallel senders included, even when they finish
+	 * out of it. Each part request has a slot, in start order; the hasher reads committed
+	 * parts slot by slot into early_md, waits at a slot still in flight and skips a slot
+	 * whose request failed. A complete whose list begins with the parts hashed so far
+	 * hashes only the rest; any other order hashes the parts from the start. */
 	struct slot *slots;	/* one per part request begun, in start order */
 	size_t nslots, cap_slots;
-	size_t asm_next;	/* the next slot to append */
-	size_t *asm_idx;	/* indexes in parts[] of the parts appended, in order */
-	size_t asm_n, cap_asm;
-	int asm_fd;		/* -1: none yet */
-	EVP_MD_CTX *asm_md;
-	bool asm_busy;		/* a thread is appending (without the lock) */
-	bool asm_broken;	/* an append failed, or the parts were dropped meanwhile */
-	bool asm_off;		/* parts from before a restart: their start order is unknown */
+	size_t early_next;	/* the next slot to hash */
+	size_t *early_idx;	/* indexes in parts[] of the parts hashed, in order */
+	size_t early_n, cap_early;
+	EVP_MD_CTX *early_md;	/* NULL: nothing hashed yet */
+	bool early_busy;	/* a thread is hashing (without the lock) */
+	bool early_broken;	/* a read failed, or the parts were dropped meanwhile */
+	bool early_off;		/* parts from before a restart: their start order is unknown */
 	char *complete_sig;	/* the part_ids+md5 the upload was completed with */
 	json_object *file_json; /* the File created at completion */
 };
@@ -98,6 +99,8 @@ struct file {
 	char *filename;
 	char purpose[16];
 	char upload_id[SRV_ID_MAX];
+	unsigned readers; /* downloads open (srv_download_open) */
+	bool removed;	  /* deleted while read: the last reader removes the content */
 };
 
 /* Pointers kept sorted by their object's sequence number. */
@@ -116,7 +119,7 @@ struct srv_store {
 	struct vec uploads; /* struct upload *, never freed while open */
 	struct vec files;   /* struct file * */
 	int64_t last_sweep;
-	bool reaping; /* a thread is removing dropped part directories */
+	struct vec gone;    /* char *: paths set aside, for srv_store_reap to remove */
 };
 
 /* ---- errors ---- */
@@ -255,22 +258,6 @@ static int pathf(char *out, size_t len, const struct srv_store *st, const char *
 	return 0;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	while (len) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Writes a JSON document so that readers see the old or the new one, never a torn one. Not
  * fsynced: a process crash loses nothing, a power cut may (docs/SERVER.md). */
 static int write_json_atomic(const char *path, json_object *obj)
@@ -278,22 +265,6 @@ static int write_json_atomic(const char *path, json_object *obj)
 	size_t len;
 	const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
 	return up_write_file_atomic(path, s, len, false);
-}
-
-/* Removes a directory of plain files (a part directory). */
-static void remove_flat_dir(const char *path)
-{
-	DIR *d = opendir(path);
-	if (!d)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		unlinkat(dirfd(d), de->d_name, 0);
-	}
-	closedir(d);
-	rmdir(path);
 }
 
 static bool valid_utf8(const unsigned char *s, size_t n)
@@ -454,20 +425,18 @@ static int persist_file(struct srv_store *st, const struct file *f)
 	return rc;
 }
 
-static void asm_reset(struct srv_store *st, struct upload *u);
+static void early_reset(struct upload *u);
 
 static void upload_free(struct upload *u)
 {
 	if (!u)
 		return;
-	if (u->asm_fd >= 0)
-		close(u->asm_fd);
-	EVP_MD_CTX_free(u->asm_md);
+	EVP_MD_CTX_free(u->early_md);
 	free(u->filename);
 	free(u->mime_type);
 	free(u->parts);
 	free(u->slots);
-	free(u->asm_idx);
+	free(u->early_idx);
 	free(u->complete_sig);
 	json_object_put(u->file_json);
 	free(u);
@@ -483,25 +452,38 @@ static void file_free(struct file *f)
 
 /* ---- state transitions (store lock held) ---- */
 
-/* The parts go at once from where they are found; their bytes are freed later by
- * srv_store_reap, off the request's path: unlinking a GiB of pages still being written
- * back waits for the disk, and a complete must not. */
-static void drop_parts(struct srv_store *st, struct upload *u)
+/* Moves where/id out of the way at once (store lock held); its bytes are freed later by
+ * srv_store_reap, off the request's path: unlinking a GiB of pages still being written back
+ * waits for the disk, and no answer must. What a crash leaves is removed at the next start. */
+static void set_aside(struct srv_store *st, const char *where, const char *id)
 {
 	char path[4096], gone[4096];
-	if (pathf(path, sizeof path, st, "parts/%s", u->id) == 0 &&
-	    (pathf(gone, sizeof gone, st, "parts/.gone-%s", u->id) < 0 || rename(path, gone) < 0))
-		remove_flat_dir(path);
+	if (pathf(path, sizeof path, st, "%s/%s", where, id) < 0)
+		return;
+	char *g = NULL;
+	if (pathf(gone, sizeof gone, st, "%s/.gone-%s", where, id) == 0 && (g = strdup(gone)) &&
+	    rename(path, gone) == 0 && vec_push(&st->gone, g) == 0)
+		return;
+	if (g && access(g, F_OK) == 0)
+		srv_content_remove(g); /* renamed, but no room to remember it */
+	free(g);
+	srv_content_remove(path);
+}
+
+/* The parts of an upload that is over. Those its file was made of stay linked there. */
+static void drop_parts(struct srv_store *st, struct upload *u)
+{
+	set_aside(st, "parts", u->id);
 	free(u->parts);
 	u->parts = NULL;
 	u->nparts = u->cap_parts = 0;
 	free(u->slots);
 	u->slots = NULL;
 	u->nslots = u->cap_slots = 0;
-	if (u->asm_busy)
-		u->asm_broken = true; /* the appending thread cleans up */
+	if (u->early_busy)
+		u->early_broken = true; /* the hashing thread cleans up */
 	else
-		asm_reset(st, u);
+		early_reset(u);
 }
 
 /* Moves a pending upload past its expiry to "expired"; returns true if it is pending. */
@@ -532,6 +514,13 @@ static int upload_lookup(struct srv_store *st, const char *id, struct upload **o
 	return 0;
 }
 
+/* Moves a file's content aside, to be freed by srv_store_reap off the request's path (store
+ * lock held, or the file out of the store). */
+static void drop_content(struct srv_store *st, const struct file *f)
+{
+	set_aside(st, "content", f->id);
+}
+
 static void remove_file(struct srv_store *st, size_t idx)
 {
 	struct file *f = st->files.v[idx];
@@ -539,11 +528,14 @@ static void remove_file(struct srv_store *st, size_t idx)
 	/* Record first: a crash in between leaves an orphan blob, never a record without bytes. */
 	if (pathf(path, sizeof path, st, "files/%s.json", f->id) == 0)
 		unlink(path);
-	if (pathf(path, sizeof path, st, "content/%s", f->id) == 0)
-		unlink(path);
 	memmove(&st->files.v[idx], &st->files.v[idx + 1],
 		(st->files.n - idx - 1) * sizeof st->files.v[0]);
 	st->files.n--;
+	if (f->readers) {
+		f->removed = true; /* the last reader drops the content and frees f */
+		return;
+	}
+	drop_content(st, f);
 	file_free(f);
 }
 
@@ -657,8 +649,6 @@ int srv_upload_create(struct srv_store *st, json_object *req, json_object **out,
 		return rc;
 
 	struct upload *u = calloc(1, sizeof *u);
-	if (u)
-		u->asm_fd = -1;
 	if (!u)
 		return srv_err_set(err, ENOMEM, 500, NULL, "out of memory");
 	u->filename = strndup(filename, flen);
@@ -783,110 +773,104 @@ static json_object *part_to_json(const struct part *p, const char *upload_id)
 	return o;
 }
 
-/* Forgets the assembled prefix and removes its file (lock held, no append running). */
-static void asm_reset(struct srv_store *st, struct upload *u)
+/* Forgets the early hash (lock held, no hashing running). */
+static void early_reset(struct upload *u)
 {
-	char path[4096];
-	if (u->asm_fd >= 0)
-		close(u->asm_fd);
-	if ((u->asm_fd >= 0 || u->asm_md) &&
-	    pathf(path, sizeof path, st, "content/.tmp-asm-%s", u->id) == 0)
-		unlink(path);
-	u->asm_fd = -1;
-	EVP_MD_CTX_free(u->asm_md);
-	u->asm_md = NULL;
-	u->asm_n = 0;
-	u->asm_next = 0;
-	u->asm_broken = false;
+	EVP_MD_CTX_free(u->early_md);
+	u->early_md = NULL;
+	u->early_n = 0;
+	u->early_next = 0;
+	u->early_broken = false;
 }
 
-/* Appends one part to fd, hashing it (no lock: parts are immutable). */
-static int asm_append(struct srv_store *st, const char *upload_id, const char *part_id,
-		      uint64_t bytes, int fd, EVP_MD_CTX *md, char *buf)
+/* Hashes one part's n bytes from fd into md (no lock: parts are immutable). */
+static int hash_fd(int fd, uint64_t n, EVP_MD_CTX *md, char *buf)
 {
-	char path[4096];
-	int rc = pathf(path, sizeof path, st, "parts/%s/%s", upload_id, part_id);
-	int in = rc == 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-	if (in < 0)
-		return rc < 0 ? rc : -errno;
-	while (rc == 0 && bytes) {
-		ssize_t r = read(in, buf, bytes < COPY_BUF ? bytes : COPY_BUF);
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	while (n) {
+		ssize_t r = read(fd, buf, n < HASH_BUF ? n : HASH_BUF);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0) {
-			rc = r < 0 ? -errno : -EIO;
-			break;
-		}
-		EVP_DigestUpdate(md, buf, (size_t)r);
-		rc = write_all(fd, buf, (size_t)r);
-		bytes -= (uint64_t)r;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		if (EVP_DigestUpdate(md, buf, (size_t)r) != 1)
+			return -ENOMEM;
+		n -= (uint64_t)r;
 	}
-	close(in);
+	return 0;
+}
+
+static int hash_part(struct srv_store *st, const char *upload_id, const struct part *p,
+		     EVP_MD_CTX *md, char *buf)
+{
+	char path[4096];
+	int rc = pathf(path, sizeof path, st, "parts/%s/%s", upload_id, p->id);
+	int fd = rc == 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	if (fd < 0)
+		return rc < 0 ? rc : -errno;
+	rc = hash_fd(fd, p->bytes, md, buf);
+	close(fd);
 	return rc;
 }
 
-/* Brings the assembled prefix up to the parts committed so far. One thread at a time per
- * upload appends; the others leave it the work. Called without the lock. */
-static void asm_advance(struct srv_store *st, struct upload *u)
+/* Brings the early hash up to the parts committed so far. One thread at a time per upload
+ * hashes; the others leave it the work. Called without the lock. */
+static void early_advance(struct srv_store *st, struct upload *u)
 {
-	char path[4096];
 	char *buf = NULL;
 	pthread_mutex_lock(&st->mu);
-	if (u->asm_off && !u->asm_busy && !u->busy)
-		asm_reset(st, u);
-	if (u->asm_busy || u->busy || u->status != U_PENDING || u->asm_broken || u->asm_off) {
+	if (u->early_off && !u->early_busy && !u->busy)
+		early_reset(u);
+	if (u->early_busy || u->busy || u->status != U_PENDING || u->early_broken ||
+	    u->early_off) {
 		pthread_mutex_unlock(&st->mu);
 		return;
 	}
-	if (u->asm_fd < 0) {
-		u->asm_md = EVP_MD_CTX_new();
-		if (u->asm_md && EVP_DigestInit_ex(u->asm_md, EVP_md5(), NULL) == 1 &&
-		    pathf(path, sizeof path, st, "content/.tmp-asm-%s", u->id) == 0)
-			u->asm_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (u->asm_fd < 0) {
-			u->asm_broken = true;
+	if (!u->early_md) {
+		u->early_md = EVP_MD_CTX_new();
+		if (!u->early_md || EVP_DigestInit_ex(u->early_md, EVP_md5(), NULL) != 1) {
+			u->early_broken = true;
 			pthread_mutex_unlock(&st->mu);
 			return;
 		}
 	}
-	u->asm_busy = true;
-	while (u->asm_next < u->nslots && u->slots[u->asm_next].state != SLOT_OPEN &&
-	       !u->asm_broken && !u->asm_off && u->status == U_PENDING && !u->busy) {
-		struct slot sl = u->slots[u->asm_next];
+	u->early_busy = true;
+	while (u->early_next < u->nslots && u->slots[u->early_next].state != SLOT_OPEN &&
+	       !u->early_broken && !u->early_off && u->status == U_PENDING && !u->busy) {
+		struct slot sl = u->slots[u->early_next];
 		if (sl.state == SLOT_GONE) {
-			u->asm_next++; /* its request failed: a retry has a slot of its own */
+			u->early_next++; /* its request failed: a retry has a slot of its own */
 			continue;
 		}
-		if (u->asm_n == u->cap_asm) {
-			size_t cap = u->cap_asm ? u->cap_asm * 2 : 16;
-			size_t *ni = realloc(u->asm_idx, cap * sizeof *ni);
+		if (u->early_n == u->cap_early) {
+			size_t cap = u->cap_early ? u->cap_early * 2 : 16;
+			size_t *ni = realloc(u->early_idx, cap * sizeof *ni);
 			if (!ni) {
-				u->asm_broken = true;
+				u->early_broken = true;
 				break;
 			}
-			u->asm_idx = ni;
-			u->cap_asm = cap;
+			u->early_idx = ni;
+			u->cap_early = cap;
 		}
 		struct part p = u->parts[sl.idx];
-		int fd = u->asm_fd;
-		EVP_MD_CTX *md = u->asm_md;
+		EVP_MD_CTX *md = u->early_md;
 		pthread_mutex_unlock(&st->mu);
 		int rc = buf ? 0 : -ENOMEM;
-		if (!buf && (buf = malloc(COPY_BUF)))
+		if (!buf && (buf = malloc(HASH_BUF)))
 			rc = 0;
 		if (rc == 0)
-			rc = asm_append(st, u->id, p.id, p.bytes, fd, md, buf);
+			rc = hash_part(st, u->id, &p, md, buf);
 		pthread_mutex_lock(&st->mu);
 		if (rc < 0) {
-			u->asm_broken = true;
+			u->early_broken = true;
 			break;
 		}
-		u->asm_idx[u->asm_n++] = sl.idx;
-		u->asm_next++;
+		u->early_idx[u->early_n++] = sl.idx;
+		u->early_next++;
 	}
-	u->asm_busy = false;
-	if (u->asm_broken || u->asm_off || u->status != U_PENDING)
-		asm_reset(st, u); /* a later part starts over; complete assembles from the parts */
+	u->early_busy = false;
+	if (u->early_broken || u->early_off || u->status != U_PENDING)
+		early_reset(u); /* a later part starts over; complete hashes from the parts */
 	pthread_cond_broadcast(&st->cv);
 	pthread_mutex_unlock(&st->mu);
 	free(buf);
@@ -941,37 +925,20 @@ int srv_part_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes,
 	pthread_mutex_unlock(&st->mu);
 	if (rc < 0)
 		srv_blob_abort(blob);
-	/* the part is appended to the early assembly by srv_part_end, once it is answered */
+	/* the part is hashed early by srv_part_end, once it is answered */
 	return rc;
 }
 
 void srv_store_reap(struct srv_store *st)
 {
-	char path[4096];
-	pthread_mutex_lock(&st->mu);
-	bool mine = !st->reaping;
-	st->reaping = true;
-	pthread_mutex_unlock(&st->mu);
-	if (!mine)
-		return; /* the one reaping takes what is there */
-	DIR *d;
-	for (bool again = true; again;) {
-		again = false;
-		if (pathf(path, sizeof path, st, "parts") < 0 || !(d = opendir(path)))
-			break;
-		struct dirent *de;
-		while ((de = readdir(d))) {
-			char sub[4096];
-			if (strncmp(de->d_name, ".gone-", 6) == 0 &&
-			    pathf(sub, sizeof sub, st, "parts/%s", de->d_name) == 0) {
-				remove_flat_dir(sub);
-				again = true;
-			}
-		}
-		closedir(d);
+	for (;;) {
 		pthread_mutex_lock(&st->mu);
-		st->reaping = again;
+		char *path = st->gone.n ? st->gone.v[--st->gone.n] : NULL;
 		pthread_mutex_unlock(&st->mu);
+		if (!path)
+			return;
+		srv_content_remove(path);
+		free(path);
 	}
 }
 
@@ -991,7 +958,7 @@ void srv_part_end(struct srv_store *st, struct srv_blob *blob)
 	/* its part, or the parts waiting behind its gap: uploads are never freed while the
 	 * store is open */
 	if (found)
-		asm_advance(st, u);
+		early_advance(st, u);
 }
 
 static const struct part *part_find(const struct upload *u, const char *id)
@@ -1108,53 +1075,36 @@ static int resolve_parts(const struct upload *u, const struct complete_req *c,
 	return rc;
 }
 
-/* Concatenates the parts into out_fd, hashing as it copies: one read of each byte. */
-static int assemble(struct srv_store *st, const char *upload_id, char (*ids)[SRV_ID_MAX],
-		    const uint64_t *sizes, size_t n, int out_fd, char md5_hex[33],
-		    struct srv_err *err)
+/* Hashes the parts from..n-1 into md, reading each once. */
+static int hash_parts(struct srv_store *st, const char *upload_id, const struct part *parts,
+		      size_t from, size_t n, EVP_MD_CTX *md, struct srv_err *err)
 {
-	char *buf = malloc(COPY_BUF);
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	int rc = 0;
-	if (!buf || !md || EVP_DigestInit_ex(md, EVP_md5(), NULL) != 1)
-		rc = srv_err_set(err, ENOMEM, 500, NULL, "out of memory");
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		char path[4096];
-		if ((rc = pathf(path, sizeof path, st, "parts/%s/%s", upload_id, ids[i])) < 0) {
+	char *buf = malloc(HASH_BUF);
+	int rc = buf ? 0 : srv_err_set(err, ENOMEM, 500, NULL, "out of memory");
+	for (size_t i = from; rc == 0 && i < n; i++)
+		if ((rc = hash_part(st, upload_id, &parts[i], md, buf)) < 0)
 			rc = disk_err(err, -rc, "read a part");
-			break;
-		}
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			rc = disk_err(err, errno, "read a part");
-			break;
-		}
-		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-		uint64_t left = sizes[i];
-		while (rc == 0 && left) {
-			ssize_t r = read(fd, buf, left < COPY_BUF ? left : COPY_BUF);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0) {
-				rc = disk_err(err, r < 0 ? errno : EIO, "read a part");
-				break;
-			}
-			EVP_DigestUpdate(md, buf, (size_t)r);
-			if ((rc = write_all(out_fd, buf, (size_t)r)) < 0)
-				rc = disk_err(err, -rc, "write the file");
-			left -= (uint64_t)r;
-		}
-		close(fd);
-	}
-	if (rc == 0) {
-		unsigned char h[EVP_MAX_MD_SIZE];
-		unsigned hl = 0;
-		EVP_DigestFinal_ex(md, h, &hl);
-		for (unsigned i = 0; i < hl && i < 16; i++)
-			snprintf(md5_hex + 2 * i, 3, "%02x", h[i]);
-	}
-	EVP_MD_CTX_free(md);
 	free(buf);
+	return rc;
+}
+
+/* Links the listed parts, in order, as the pieces of the content directory dir. */
+static int link_parts(struct srv_store *st, const char *upload_id, const struct part *parts,
+		      size_t n, const char *dir, struct srv_err *err)
+{
+	char *paths = malloc(n ? n * 4096 : 1);
+	const char **srcs = calloc(n ? n : 1, sizeof *srcs);
+	int rc = paths && srcs ? 0 : srv_err_set(err, ENOMEM, 500, NULL, "out of memory");
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		srcs[i] = paths + i * 4096;
+		if ((rc = pathf(paths + i * 4096, 4096, st, "parts/%s/%s", upload_id,
+				parts[i].id)) < 0)
+			rc = disk_err(err, -rc, "store the file");
+	}
+	if (rc == 0 && (rc = srv_content_make(dir, srcs, n)) < 0)
+		rc = disk_err(err, -rc, "store the file");
+	free(srcs);
+	free(paths);
 	return rc;
 }
 
@@ -1180,12 +1130,12 @@ static int finish_upload(struct srv_store *st, struct upload *u, const char *tmp
 	if (rc == 0 && rename(tmp_path, path) < 0)
 		rc = -errno;
 	if (rc == 0 && (rc = persist_file(st, f)) < 0)
-		unlink(path);
+		srv_content_remove(path);
 	if (rc == 0 && (rc = vec_push(&st->files, f)) < 0) {
 		char rec[4096];
 		if (pathf(rec, sizeof rec, st, "files/%s.json", f->id) == 0)
 			unlink(rec);
-		unlink(path);
+		srv_content_remove(path);
 	}
 	if (rc < 0) {
 		file_free(f);
@@ -1203,28 +1153,30 @@ static int finish_upload(struct srv_store *st, struct upload *u, const char *tmp
 }
 
 int srv_upload_complete(struct srv_store *st, const char *upload_id, json_object *req,
-			json_object **out, struct srv_err *err)
+			json_object **out, uint64_t *hashed_early, struct srv_err *err)
 {
 	struct complete_req c = {0};
+	*hashed_early = 0;
 	int rc = parse_complete(req, &c, err);
 	if (rc < 0)
 		return rc;
 
 	struct upload *u = NULL;
 	const struct part **list = NULL;
-	char(*ids)[SRV_ID_MAX] = NULL;
-	uint64_t *sizes = NULL;
+	struct part *parts = NULL; /* the listed parts, copied: u->parts may grow meanwhile */
+	EVP_MD_CTX *md = NULL;
+	size_t from = 0; /* the listed parts before this one are in md already */
 	char tmp[4096] = "";
 
-	/* parts answered whose request has not ended yet are appended first */
+	/* parts answered whose request has not ended yet are hashed first */
 	pthread_mutex_lock(&st->mu);
 	rc = upload_lookup(st, upload_id, &u, err);
 	pthread_mutex_unlock(&st->mu);
 	if (rc == 0)
-		asm_advance(st, u);
+		early_advance(st, u);
 	pthread_mutex_lock(&st->mu);
-	/* a concurrent complete (a client's retry), or parts still being appended */
-	while (rc == 0 && (u->busy || u->asm_busy))
+	/* a concurrent complete (a client's retry), or parts still being hashed */
+	while (rc == 0 && (u->busy || u->early_busy))
 		pthread_cond_wait(&st->cv, &st->mu);
 	if (rc == 0 && u->status == U_COMPLETED) {
 		if (u->complete_sig && strcmp(u->complete_sig, c.sig) == 0)
@@ -1239,84 +1191,52 @@ int srv_upload_complete(struct srv_store *st, const char *upload_id, json_object
 		rc = not_pending(u, err);
 	if (rc == 0)
 		rc = resolve_parts(u, &c, &list, err);
+	if (rc == 0 && !(parts = calloc(c.n ? c.n : 1, sizeof *parts)))
+		rc = srv_err_set(err, ENOMEM, 500, NULL, "out of memory");
+	for (size_t i = 0; rc == 0 && i < c.n; i++)
+		parts[i] = *list[i];
+	/* The early hash serves when the list begins with the parts it holds, in its order; a
+	 * copy of it is finished, so a refused md5 keeps it for the next complete. */
+	bool early = rc == 0 && u->early_md && !u->early_broken && u->early_n <= c.n;
+	for (size_t i = 0; early && i < u->early_n; i++)
+		early = list[i] == &u->parts[u->early_idx[i]];
 	if (rc == 0) {
-		ids = calloc(c.n ? c.n : 1, sizeof *ids);
-		sizes = calloc(c.n ? c.n : 1, sizeof *sizes);
-		if (!ids || !sizes)
+		md = EVP_MD_CTX_new();
+		if (!md || (early ? EVP_MD_CTX_copy_ex(md, u->early_md)
+				  : EVP_DigestInit_ex(md, EVP_md5(), NULL)) != 1)
 			rc = srv_err_set(err, ENOMEM, 500, NULL, "out of memory");
-	}
-	for (size_t i = 0; rc == 0 && i < c.n; i++) {
-		memcpy(ids[i], list[i]->id, SRV_ID_MAX);
-		sizes[i] = list[i]->bytes;
-	}
-	/* Assembled already, in this order: only the hash is left to finish. */
-	bool ready = rc == 0 && u->asm_fd >= 0 && !u->asm_broken && u->asm_n == c.n;
-	for (size_t i = 0; ready && i < c.n; i++)
-		ready = list[i] == &u->parts[u->asm_idx[i]];
-	char md5[33] = "";
-	if (ready) {
-		EVP_MD_CTX *md = EVP_MD_CTX_new();
-		unsigned char h[EVP_MAX_MD_SIZE];
-		unsigned hl = 0;
-		ready = md && EVP_MD_CTX_copy_ex(md, u->asm_md) == 1 &&
-			EVP_DigestFinal_ex(md, h, &hl) == 1 && hl == 16;
-		EVP_MD_CTX_free(md);
-		for (unsigned i = 0; ready && i < 16; i++)
-			snprintf(md5 + 2 * i, 3, "%02x", h[i]);
-		/* a wrong md5 is refused with the prefix kept: the client may still add parts */
-		if (ready && c.md5[0] && strcmp(c.md5, md5) != 0)
-			rc = srv_err_set(err, EBADMSG, 400, "md5",
-					 "md5 mismatch: the request says %s, the uploaded bytes "
-					 "hash to %s",
-					 c.md5, md5);
-		int closed = -1;
-		if (rc == 0 && ready && pathf(tmp, sizeof tmp, st, "content/.tmp-asm-%s", u->id) == 0) {
-			closed = close(u->asm_fd);
-			u->asm_fd = -1; /* released even when close fails */
-		}
-		if (closed == 0) {
-			EVP_MD_CTX_free(u->asm_md);
-			u->asm_md = NULL;
-			u->asm_n = 0;
-			rc = finish_upload(st, u, tmp, &c.sig, err);
-			if (rc == 0)
-				*out = upload_to_json(u, false);
-			else
-				unlink(tmp);
-			pthread_mutex_unlock(&st->mu);
-			free(list);
-			free(ids);
-			free(sizes);
-			free(c.sig);
-			return rc;
-		}
-		if (rc == 0)
-			asm_reset(st, u); /* could not finish it: assemble from the parts */
-		md5[0] = '\0';
+		from = early ? u->early_n : 0;
 	}
 	if (rc == 0 && (rc = pathf(tmp, sizeof tmp, st, "content/.tmp-%s", u->id)) < 0)
-		rc = disk_err(err, -rc, "assemble the file");
+		rc = disk_err(err, -rc, "store the file");
 	if (rc == 0)
 		u->busy = true;
 	pthread_mutex_unlock(&st->mu);
 	free(list);
+	for (size_t i = 0; rc == 0 && i < from; i++)
+		*hashed_early += parts[i].bytes;
 
 	/* The long part, without the lock: parts are immutable and nothing removes them while
-	 * the upload is busy. */
+	 * the upload is busy. One read of the bytes not hashed yet, and no copy: the content
+	 * is the parts, linked in order. */
 	if (rc == 0) {
-		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			rc = disk_err(err, errno, "assemble the file");
-		} else {
-			rc = assemble(st, u->id, ids, sizes, c.n, fd, md5, err);
-			if (close(fd) < 0 && rc == 0)
-				rc = disk_err(err, errno, "assemble the file");
-		}
+		char md5[33] = "";
+		unsigned char h[EVP_MAX_MD_SIZE];
+		unsigned hl = 0;
+		rc = hash_parts(st, u->id, parts, from, c.n, md, err);
+		if (rc == 0 && (EVP_DigestFinal_ex(md, h, &hl) != 1 || hl != 16))
+			rc = srv_err_set(err, ENOMEM, 500, NULL, "could not hash the file");
+		for (unsigned i = 0; rc == 0 && i < 16; i++)
+			snprintf(md5 + 2 * i, 3, "%02x", h[i]);
 		if (rc == 0 && c.md5[0] && strcmp(c.md5, md5) != 0)
 			rc = srv_err_set(err, EBADMSG, 400, "md5",
 					 "md5 mismatch: the request says %s, the uploaded bytes "
 					 "hash to %s",
 					 c.md5, md5);
+		if (rc == 0) {
+			srv_content_remove(tmp); /* a former try's, cut short */
+			rc = link_parts(st, u->id, parts, c.n, tmp, err);
+		}
 
 		pthread_mutex_lock(&st->mu);
 		u->busy = false;
@@ -1327,10 +1247,10 @@ int srv_upload_complete(struct srv_store *st, const char *upload_id, json_object
 			*out = upload_to_json(u, false);
 		pthread_mutex_unlock(&st->mu);
 		if (rc < 0)
-			unlink(tmp);
+			srv_content_remove(tmp);
 	}
-	free(ids);
-	free(sizes);
+	EVP_MD_CTX_free(md);
+	free(parts);
 	free(c.sig);
 	return rc;
 }
@@ -1545,10 +1465,12 @@ int srv_file_delete(struct srv_store *st, const char *file_id, json_object **out
 	return rc;
 }
 
-int srv_file_open_content(struct srv_store *st, const char *file_id, int *fd, uint64_t *bytes,
-			  struct srv_err *err)
+int srv_download_open(struct srv_store *st, const char *file_id, struct srv_download *d,
+		      struct srv_err *err)
 {
 	struct file *f;
+	d->content = NULL;
+	d->file = NULL;
 	pthread_mutex_lock(&st->mu);
 	int rc = file_lookup(st, file_id, &f, NULL, err);
 	if (rc == 0 && !st->lim.allow_downloads && !IN_LIST(f->purpose, downloadable))
@@ -1557,15 +1479,35 @@ int srv_file_open_content(struct srv_store *st, const char *file_id, int *fd, ui
 	char path[4096];
 	if (rc == 0 && (rc = pathf(path, sizeof path, st, "content/%s", f->id)) < 0)
 		rc = disk_err(err, -rc, "open the file");
-	if (rc == 0) {
-		/* Opened under the lock: a concurrent delete unlinks it, the fd stays good. */
-		*fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (*fd < 0)
-			rc = disk_err(err, errno, "open the file");
-		*bytes = f->bytes;
-	}
+	if (rc == 0)
+		f->readers++; /* its content stays while read, even if the file is deleted */
 	pthread_mutex_unlock(&st->mu);
+	if (rc == 0 && (rc = srv_content_open(path, &d->content)) < 0) {
+		rc = disk_err(err, -rc, "open the file");
+		d->file = f;
+		srv_download_close(st, d);
+		return rc;
+	}
+	if (rc == 0)
+		d->file = f;
 	return rc;
+}
+
+void srv_download_close(struct srv_store *st, struct srv_download *d)
+{
+	srv_content_close(d->content);
+	d->content = NULL;
+	struct file *f = d->file;
+	d->file = NULL;
+	if (!f)
+		return;
+	pthread_mutex_lock(&st->mu);
+	bool last = --f->readers == 0 && f->removed;
+	if (last)
+		drop_content(st, f);
+	pthread_mutex_unlock(&st->mu);
+	if (last)
+		file_free(f);
 }
 
 /* ---- open, load, repair ---- */
@@ -1643,7 +1585,7 @@ static struct upload *upload_from_json(json_object *o)
 	struct upload *u = NULL;
 	if (!id || !fn || !purpose || !IN_LIST(purpose, purposes) || !mime || !status ||
 	    !jint(o, "bytes", &bytes) || bytes < 0 || !jint(o, "created_at", &created) ||
-	    !jint(o, "expires_at", &expires) || !(u = calloc(1, sizeof *u)) || (u->asm_fd = -1) != -1)
+	    !jint(o, "expires_at", &expires) || !(u = calloc(1, sizeof *u)))
 		return NULL;
 	int s = -1;
 	for (int i = 0; i < 4; i++)
@@ -1759,7 +1701,7 @@ static int load_parts(struct srv_store *st, struct upload *u)
 	closedir(d);
 	if (u->nparts)
 		qsort(u->parts, u->nparts, sizeof *u->parts, cmp_part);
-	u->asm_off = u->nparts > 0; /* their start order is unknown: complete assembles */
+	u->early_off = u->nparts > 0; /* their start order is unknown: complete hashes them */
 	return rc;
 }
 
@@ -1770,9 +1712,11 @@ static void repair(struct srv_store *st)
 	char path[4096];
 	for (size_t i = 0; i < st->files.n;) {
 		struct file *f = st->files.v[i];
-		struct stat sb;
-		if (pathf(path, sizeof path, st, "content/%s", f->id) == 0 &&
-		    (stat(path, &sb) < 0 || (uint64_t)sb.st_size != f->bytes)) {
+		struct srv_content *c = NULL;
+		bool whole = pathf(path, sizeof path, st, "content/%s", f->id) == 0 &&
+			     srv_content_open(path, &c) == 0 && srv_content_bytes(c) == f->bytes;
+		srv_content_close(c);
+		if (!whole) {
 			fprintf(stderr, "uploadfs-server: dropping %s: its content is missing\n",
 				f->id);
 			remove_file(st, i);
@@ -1802,8 +1746,10 @@ static void repair(struct srv_store *st)
 		while ((de = readdir(d))) {
 			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 				continue;
-			if (!vec_lookup(&st->files, "file-", de->d_name))
-				unlinkat(dirfd(d), de->d_name, 0);
+			char sub[4096];
+			if (!vec_lookup(&st->files, "file-", de->d_name) &&
+			    pathf(sub, sizeof sub, st, "content/%s", de->d_name) == 0)
+				srv_content_remove(sub);
 		}
 		closedir(d);
 	}
@@ -1815,7 +1761,7 @@ static void repair(struct srv_store *st)
 				continue;
 			char sub[4096];
 			if (pathf(sub, sizeof sub, st, "parts/%s", de->d_name) == 0)
-				remove_flat_dir(sub);
+				srv_content_remove(sub);
 		}
 		closedir(d);
 	}
@@ -1888,8 +1834,11 @@ void srv_store_close(struct srv_store *st)
 		upload_free(st->uploads.v[i]);
 	for (size_t i = 0; i < st->files.n; i++)
 		file_free(st->files.v[i]);
+	for (size_t i = 0; i < st->gone.n; i++)
+		free(st->gone.v[i]); /* removed at the next start */
 	free(st->uploads.v);
 	free(st->files.v);
+	free(st->gone.v);
 	if (st->lock_fd >= 0)
 		close(st->lock_fd);
 	pthread_cond_destroy(&st->cv);

@@ -50,16 +50,18 @@ int srv_part_begin(struct srv_store *st, const char *upload_id, struct srv_blob 
 int srv_part_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes, json_object **out,
 		    struct srv_err *err);
 void srv_blob_abort(struct srv_blob *blob);
-/* A part request is over (answered or dropped): a part it did not commit leaves a gap that
- * the content assembled as parts arrive skips. Aborts the blob. */
+/* A part request is over (answered or dropped): its part is hashed into the file's MD5 as
+ * parts arrive; a part it did not commit leaves a gap that the hash steps over. Aborts the
+ * blob. */
 void srv_part_end(struct srv_store *st, struct srv_blob *blob);
-/* Frees the parts of completed, cancelled and expired uploads (called after a response is
- * sent: the request that dropped them does not wait for the disk). */
+/* Frees the parts of cancelled and expired uploads and the content of deleted files (called
+ * after a response is sent: the request that dropped them does not wait for the disk). */
 void srv_store_reap(struct srv_store *st);
 
 /* POST /v1/uploads/{id}/complete and /cancel. */
+/* *hashed_early: the bytes of the file hashed as its parts arrived, before the complete. */
 int srv_upload_complete(struct srv_store *st, const char *upload_id, json_object *req,
-			json_object **out, struct srv_err *err);
+			json_object **out, uint64_t *hashed_early, struct srv_err *err);
 int srv_upload_cancel(struct srv_store *st, const char *upload_id, json_object **out,
 		      struct srv_err *err);
 
@@ -86,9 +88,15 @@ int srv_files_list(struct srv_store *st, const struct srv_list_query *q, json_ob
 int srv_file_get(struct srv_store *st, const char *file_id, json_object **out, struct srv_err *err);
 int srv_file_delete(struct srv_store *st, const char *file_id, json_object **out,
 		    struct srv_err *err);
-/* Opens the content for reading: *fd (caller closes) and *bytes. */
-int srv_file_open_content(struct srv_store *st, const char *file_id, int *fd, uint64_t *bytes,
-			  struct srv_err *err);
+/* GET /v1/files/{id}/content: the content read with srv_content_* (content.h); it stays
+ * readable until closed, even if the file is deleted meanwhile. */
+struct srv_download {
+	struct srv_content *content;
+	struct file *file; /* private to the store */
+};
+int srv_download_open(struct srv_store *st, const char *file_id, struct srv_download *d,
+		      struct srv_err *err);
+void srv_download_close(struct srv_store *st, struct srv_download *d);
 
 /* Fills err as an OpenAI error envelope; returns -errno_code so callers can `return` it. */
 int srv_err_set(struct srv_err *err, int errno_code, int status, const char *param, const char *fmt,

@@ -23,5 +23,5 @@ teardown() {
 	[ "$(remote_json big.bin | jq .bytes)" = 2147483648 ]
 	rm -f "$f"
 	id=$(remote_json big.bin | jq -r .id)
-	[ "$(md5sum <"$SRV_DATA/content/$id" | cut -d' ' -f1)" = "$want" ]
+	[ "$(server_content "$id" | md5sum | cut -d' ' -f1)" = "$want" ]
 }

@@ -46,19 +46,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s[size] = '\0';
 	json_object *req = json_tokener_parse(s), *out = NULL;
 	struct srv_err err;
+	uint64_t early;
 	if (srv_upload_create(st, req, &out, &err) == 0) {
 		json_object *id;
 		if (json_object_object_get_ex(out, "id", &id)) {
 			json_object *done = NULL;
 			/* the same body as a complete of the upload it made */
-			if (srv_upload_complete(st, json_object_get_string(id), req, &done, &err) ==
+			if (srv_upload_complete(st, json_object_get_string(id), req, &done, &early, &err) ==
 			    0)
 				json_object_put(done);
 		}
 		json_object_put(out);
 		out = NULL;
 	}
-	if (srv_upload_complete(st, "upload_000000000000000000000000", req, &out, &err) == 0)
+	if (srv_upload_complete(st, "upload_000000000000000000000000", req, &out, &early, &err) == 0)
 		json_object_put(out);
 	out = NULL;
 	struct srv_list_query q = {.after = s, .limit = 3, .purpose = s};

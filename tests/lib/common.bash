@@ -23,6 +23,13 @@ start_server() {
 	return 1
 }
 
+# server_content FILE_ID: the bytes the server keeps for a file, read from its data
+# directory (one file, or the upload's parts in their order: docs/SERVER.md).
+server_content() {
+	local c=$SRV_DATA/content/$1
+	if [ -d "$c" ]; then cat "$c"/*; else cat "$c"; fi
+}
+
 stop_server() {
 	[ -n "${SRV_PID:-}" ] || return 0
 	kill "$SRV_PID" 2>/dev/null || true

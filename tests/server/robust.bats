@@ -171,7 +171,7 @@ teardown() {
 	f1=$(upload_file "$BATS_TEST_TMPDIR/a" batch one)
 	f2=$(upload_file "$BATS_TEST_TMPDIR/a" batch two)
 	stop_server
-	rm "$SRV_DATA/content/$f1"
+	rm -r "$SRV_DATA/content/$f1"
 	rm "$SRV_DATA/files/$f2.json"
 	ALLOW_LOG='its content is missing'
 	start_server

@@ -4,7 +4,7 @@
 load ../lib/common
 
 setup() {
-	start_server
+	start_server --log-requests "$BATS_TEST_TMPDIR/req.log"
 	head -c 300000 /dev/urandom >"$BATS_TEST_TMPDIR/a"
 	head -c 200001 /dev/urandom >"$BATS_TEST_TMPDIR/b"
 	cat "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b" >"$BATS_TEST_TMPDIR/ab"
@@ -14,15 +14,16 @@ teardown() {
 	server_teardown
 }
 
-# asm_size UPLOAD BYTES: waits until the early assembly of UPLOAD holds BYTES (it runs once a
-# part request has ended, just after its answer).
-asm_size() {
-	local i
+# hashed_early UPLOAD: the bytes of UPLOAD's last complete that were hashed as its parts
+# arrived, before the complete (the request log says; its line follows the answer).
+hashed_early() {
+	local i v
 	for i in $(seq 100); do
-		[ "$(stat -c %s "$SRV_DATA/content/.tmp-asm-$1" 2>/dev/null || echo 0)" = "$2" ] && return 0
+		v=$(jq -r --arg p "/v1/uploads/$1/complete" 'select(.path == $p) | .hashed_early' \
+			"$BATS_TEST_TMPDIR/req.log" | tail -1)
+		[ -n "$v" ] && { echo "$v"; return 0; }
 		sleep 0.05
 	done
-	echo "the early assembly of $1 holds $(stat -c %s "$SRV_DATA/content/.tmp-asm-$1"), not $2" >&2
 	return 1
 }
 
@@ -223,75 +224,109 @@ asm_size() {
 	[ "$(jq -r .status <<<"$body")" = completed ]
 }
 
-@test "content assembled as parts arrive: a refused complete, more parts, then the right one" {
-	# parts in commit order are appended and hashed as they arrive; complete only
-	# finishes the hash. A refused complete keeps the upload (and that work) going.
+@test "parts are hashed as they arrive: a refused complete, more parts, then the right one" {
+	# parts in start order are hashed as they arrive; complete hashes only the rest. A
+	# refused complete keeps the upload (and that work) going.
 	cat "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b" "$BATS_TEST_TMPDIR/a" >"$BATS_TEST_TMPDIR/aba"
 	up=$(new_upload 800001)
 	pa=$(add_part "$up" "$BATS_TEST_TMPDIR/a")
 	pb=$(add_part "$up" "$BATS_TEST_TMPDIR/b")
 	complete "$up" 00000000000000000000000000000000 "$pa" "$pb"
-	assert_error 400
+	assert_error 400 bytes
 	pa2=$(add_part "$up" "$BATS_TEST_TMPDIR/a")
+	complete "$up" 00000000000000000000000000000000 "$pa" "$pb" "$pa2"
+	assert_error 400 md5
+	[ "$(hashed_early "$up")" = 800001 ]
+	: >"$BATS_TEST_TMPDIR/req.log"
 	complete "$up" "$(md5_of "$BATS_TEST_TMPDIR/aba")" "$pa" "$pb" "$pa2"
 	[ "$code" = 200 ]
+	[ "$(hashed_early "$up")" = 800001 ]
 	fid=$(jq -r .file.id <<<"$body")
 	curl -sS "$BASE/files/$fid/content" | cmp - "$BATS_TEST_TMPDIR/aba"
-	# a cancelled upload leaves nothing being assembled behind
+	# no copy: the content is the parts themselves, linked in order
+	[ "$(ls "$SRV_DATA/content/$fid")" = "$(printf '%s\n' 0000000000 0000000001 0000000002)" ]
+	cmp "$SRV_DATA/content/$fid/0000000001" "$BATS_TEST_TMPDIR/b"
+	# a cancelled upload leaves nothing behind
 	up2=$(new_upload 300000)
 	add_part "$up2" "$BATS_TEST_TMPDIR/a" >/dev/null
 	api POST "/uploads/$up2/cancel"
 	[ "$code" = 200 ]
-	[ -z "$(ls -A "$BATS_TEST_TMPDIR/data/content" | grep -v "^$fid\$")" ]
+	[ -z "$(ls -A "$SRV_DATA/content" | grep -v "^$fid\$")" ]
+	[ -z "$(ls -A "$SRV_DATA/parts")" ]
 }
 
-@test "parts that finish out of the order they started are assembled in start order" {
+@test "parts that finish out of the order they started are hashed in start order" {
 	# a slow first part and a fast second one: the second is stored first and waits;
-	# once the first is stored both are appended, in the order the requests started
+	# once the first is stored both are hashed, in the order the requests started
 	up=$(new_upload 500001)
-	asm=$SRV_DATA/content/.tmp-asm-$up
 	curl -sS --limit-rate 150K "$BASE/uploads/$up/parts" -F "data=@$BATS_TEST_TMPDIR/a" >"$BATS_TEST_TMPDIR/slow" &
 	slow=$!
 	sleep 0.5
 	pb=$(add_part "$up" "$BATS_TEST_TMPDIR/b")
-	[ "$(stat -c %s "$asm" 2>/dev/null || echo 0)" = 0 ]
 	wait "$slow"
 	pa=$(jq -r .id "$BATS_TEST_TMPDIR/slow")
-	asm_size "$up" 500001
-	cmp "$asm" "$BATS_TEST_TMPDIR/ab"
 	complete "$up" "$(md5_of "$BATS_TEST_TMPDIR/ab")" "$pa" "$pb"
 	[ "$code" = 200 ]
+	[ "$(hashed_early "$up")" = 500001 ]
 	curl -sS "$BASE/files/$(jq -r .file.id <<<"$body")/content" | cmp - "$BATS_TEST_TMPDIR/ab"
-	# listed in another order than they started: assembled again from the parts
+	# listed in another order than they started: hashed from the parts at complete
 	up=$(new_upload 500001)
 	pa=$(add_part "$up" "$BATS_TEST_TMPDIR/a")
 	pb=$(add_part "$up" "$BATS_TEST_TMPDIR/b")
 	cat "$BATS_TEST_TMPDIR/b" "$BATS_TEST_TMPDIR/a" >"$BATS_TEST_TMPDIR/ba"
 	complete "$up" "$(md5_of "$BATS_TEST_TMPDIR/ba")" "$pb" "$pa"
 	[ "$code" = 200 ]
+	[ "$(hashed_early "$up")" = 0 ]
 	curl -sS "$BASE/files/$(jq -r .file.id <<<"$body")/content" | cmp - "$BATS_TEST_TMPDIR/ba"
 }
 
-@test "a part request that fails leaves a gap the early assembly steps over" {
+@test "a part request in flight holds the early hash back; one that fails leaves a gap it steps over" {
 	ALLOW_LOG='closed by remote side with incomplete request'
-	up=$(new_upload 500001)
-	asm=$SRV_DATA/content/.tmp-asm-$up
-	pa=$(add_part "$up" "$BATS_TEST_TMPDIR/a")
-	# the second request starts, then its client goes away in the middle of the body
-	curl -sS --limit-rate 50K "$BASE/uploads/$up/parts" -F "data=@$BATS_TEST_TMPDIR/a" >/dev/null 2>&1 &
-	dead=$!
-	sleep 0.5
-	# the third finishes while the second is still in flight: it waits behind it
-	pb=$(add_part "$up" "$BATS_TEST_TMPDIR/b")
-	asm_size "$up" 300000
-	cmp "$asm" "$BATS_TEST_TMPDIR/a"
-	kill "$dead"
-	wait "$dead" || true
-	asm_size "$up" 500001
-	cmp "$asm" "$BATS_TEST_TMPDIR/ab"
-	complete "$up" "$(md5_of "$BATS_TEST_TMPDIR/ab")" "$pa" "$pb"
+	for when in during after; do
+		up=$(new_upload 500001)
+		pa=$(add_part "$up" "$BATS_TEST_TMPDIR/a")
+		# the second request starts, then its client goes away in the middle of the body
+		curl -sS --limit-rate 50K "$BASE/uploads/$up/parts" -F "data=@$BATS_TEST_TMPDIR/a" >/dev/null 2>&1 &
+		dead=$!
+		sleep 0.5
+		# the third finishes while the second is still in flight: it waits behind it
+		pb=$(add_part "$up" "$BATS_TEST_TMPDIR/b")
+		if [ "$when" = after ]; then
+			kill "$dead"
+			wait "$dead" || true
+			want=500001
+		else
+			want=300000 # only the part before the one in flight
+		fi
+		complete "$up" "$(md5_of "$BATS_TEST_TMPDIR/ab")" "$pa" "$pb"
+		[ "$code" = 200 ]
+		[ "$(hashed_early "$up")" = "$want" ]
+		curl -sS "$BASE/files/$(jq -r .file.id <<<"$body")/content" | cmp - "$BATS_TEST_TMPDIR/ab"
+		kill "$dead" 2>/dev/null || true
+		wait "$dead" || true
+	done
+}
+
+@test "content in parts: a download reads across them, and a delete meanwhile does not cut it" {
+	head -c 30000000 /dev/urandom >"$BATS_TEST_TMPDIR/big"
+	split -b 7000000 -a 1 "$BATS_TEST_TMPDIR/big" "$BATS_TEST_TMPDIR/piece."
+	up=$(new_upload 30000000)
+	ids=()
+	for p in "$BATS_TEST_TMPDIR"/piece.*; do ids+=("$(add_part "$up" "$p")"); done
+	complete "$up" "$(md5_of "$BATS_TEST_TMPDIR/big")" "${ids[@]}"
 	[ "$code" = 200 ]
-	curl -sS "$BASE/files/$(jq -r .file.id <<<"$body")/content" | cmp - "$BATS_TEST_TMPDIR/ab"
+	fid=$(jq -r .file.id <<<"$body")
+	[ "$(ls "$SRV_DATA/content/$fid" | wc -l)" = 5 ]
+	curl -sS --limit-rate 15M "$BASE/files/$fid/content" -o "$BATS_TEST_TMPDIR/got" &
+	dl=$!
+	sleep 0.5
+	api DELETE "/files/$fid"
+	[ "$code" = 200 ]
+	wait "$dl"
+	cmp "$BATS_TEST_TMPDIR/got" "$BATS_TEST_TMPDIR/big"
+	# the last reader gone, the content is freed
+	for i in $(seq 50); do [ -z "$(ls -A "$SRV_DATA/content")" ] && break; sleep 0.1; done
+	[ -z "$(ls -A "$SRV_DATA/content")" ]
 }
 
 @test "a repeated complete gets the same answer, a different one is 400" {

@@ -1,6 +1,7 @@
 /* The server's store through its C API: ids, the upload state machine, concurrent
  * completes, listing order, and repair after a crash. */
 #include "check.h"
+#include "content.h"
 #include "ids.h"
 #include "store.h"
 
@@ -112,7 +113,8 @@ CASE(upload_state_machine)
 {
 	struct srv_store *st;
 	struct srv_err err;
-	CHECK(srv_store_open(new_dir(), &lim, &st, &err) == 0);
+	char *dir = new_dir();
+	CHECK(srv_store_open(dir, &lim, &st, &err) == 0);
 	json_object *req = create_req(300), *up = NULL;
 	CHECK(srv_upload_create(st, req, &up, &err) == 0);
 	json_object_put(req);
@@ -124,11 +126,12 @@ CASE(upload_state_machine)
 	CHECK(add_part(st, uid, 'a', 100, p1) == 0);
 	/* wrong order gives the same byte count, so it is accepted; a wrong count is not */
 	json_object *out = NULL, *c = complete_req(p1, NULL);
-	CHECK(srv_upload_complete(st, uid, c, &out, &err) == -EINVAL && err.status == 400);
+	uint64_t early;
+	CHECK(srv_upload_complete(st, uid, c, &out, &early, &err) == -EINVAL && err.status == 400);
 	CHECK(strcmp(err.param, "bytes") == 0);
 	json_object_put(c);
 	c = complete_req(p1, p2);
-	CHECK(srv_upload_complete(st, uid, c, &out, &err) == 0);
+	CHECK(srv_upload_complete(st, uid, c, &out, &early, &err) == 0);
 	json_object_put(c);
 	CHECK(strcmp(jget(out, "status"), "completed") == 0);
 	json_object *file;
@@ -136,13 +139,28 @@ CASE(upload_state_machine)
 	char fid[SRV_ID_MAX];
 	snprintf(fid, sizeof fid, "%s", jget(file, "id"));
 	json_object_put(out);
-	int fd;
-	uint64_t bytes;
-	CHECK(srv_file_open_content(st, fid, &fd, &bytes, &err) == 0 && bytes == 300);
+	/* the content is the two parts in the listed order, read across their boundary */
+	struct srv_download d;
+	CHECK(srv_download_open(st, fid, &d, &err) == 0 && srv_content_bytes(d.content) == 300);
+	CHECK(srv_content_one_fd(d.content) == -ENOTUNIQ);
 	char buf[300];
-	CHECK(read(fd, buf, sizeof buf) == 300);
-	close(fd);
+	CHECK(srv_content_pread(d.content, buf, sizeof buf, 0) == 100); /* up to the boundary */
+	CHECK(srv_content_pread(d.content, buf + 100, 200, 100) == 200);
 	CHECK(buf[0] == 'a' && buf[99] == 'a' && buf[100] == 'b' && buf[299] == 'b');
+	CHECK(srv_content_pread(d.content, buf, 10, 95) == 5);
+	CHECK(srv_content_pread(d.content, buf, 10, 300) == 0);
+	/* deleted while read: the reader keeps its bytes; the last close frees them */
+	CHECK(srv_file_delete(st, fid, &out, &err) == 0);
+	json_object_put(out);
+	srv_store_reap(st);
+	CHECK(srv_content_pread(d.content, buf, 200, 100) == 200 && buf[199] == 'b');
+	srv_download_close(st, &d);
+	srv_store_reap(st);
+	char path[512];
+	snprintf(path, sizeof path, "%s/content/%s", dir, fid);
+	CHECK(access(path, F_OK) < 0);
+	snprintf(path, sizeof path, "%s/content/.gone-%s", dir, fid);
+	CHECK(access(path, F_OK) < 0);
 	CHECK(add_part(st, uid, 'c', 10, p1) == -EINVAL);
 	CHECK(srv_upload_cancel(st, uid, &out, &err) == -EINVAL);
 	CHECK(srv_upload_cancel(st, "upload_nope", &out, &err) == -ENOENT && err.status == 404);
@@ -162,7 +180,8 @@ static void *race(void *arg)
 	struct racer *r = arg;
 	json_object *out = NULL;
 	struct srv_err err;
-	r->rc = srv_upload_complete(r->st, r->uid, r->req, &out, &err);
+	uint64_t early;
+	r->rc = srv_upload_complete(r->st, r->uid, r->req, &out, &early, &err);
 	json_object *file;
 	if (r->rc == 0 && json_object_object_get_ex(out, "file", &file))
 		snprintf(r->fid, sizeof r->fid, "%s", jget(file, "id"));
@@ -225,6 +244,8 @@ CASE(reopen_repairs_what_a_crash_leaves)
 	snprintf(path, sizeof path, "%s/parts/%s/.tmp-half", dir, uid);
 	CHECK(close(open(path, O_CREAT | O_WRONLY, 0600)) == 0);
 	snprintf(path, sizeof path, "%s/content/.tmp-%s", dir, uid);
+	CHECK(mkdir(path, 0700) == 0);
+	snprintf(path, sizeof path, "%s/content/.tmp-%s/0000000000", dir, uid);
 	CHECK(close(open(path, O_CREAT | O_WRONLY, 0600)) == 0);
 	snprintf(path, sizeof path, "%s/uploads/%s.json.tmp", dir, uid);
 	CHECK(close(open(path, O_CREAT | O_WRONLY, 0600)) == 0);
@@ -237,7 +258,9 @@ CASE(reopen_repairs_what_a_crash_leaves)
 	CHECK(access(path, F_OK) < 0);
 	/* the part that was committed before the crash is still there */
 	json_object *out = NULL, *c = complete_req(p1, NULL);
-	CHECK(srv_upload_complete(st, uid, c, &out, &err) == 0);
+	uint64_t early;
+	CHECK(srv_upload_complete(st, uid, c, &out, &early, &err) == 0);
+	CHECK(early == 0); /* parts from before a restart are hashed at complete */
 	json_object_put(c);
 	json_object_put(out);
 	srv_store_close(st);
