@@ -5,7 +5,9 @@
 #   cp into the mount (default options: parallel=4, part_size=8M), until cp returns;
 #   the seed flow (upload_file_chunked): an md5 pass, then 64 MiB parts one after another;
 #   raw curl: PAR parts of 8 MiB at a time, then complete;
-# and the link's capacity, SIZE / (PAR x RATE), which no client of PAR connections beats.
+# and the link's capacity, SIZE / (PAR x RATE), the time PAR connections busy all along take;
+# then the same cp over HTTPS (uploadfs-server --tls-cert, the mount with ca_file): the
+# cost of TLS.
 #
 #   bash bench/wan.sh                              # 256M at RTT 20, 100, 200 ms, 25 MB/s
 #   RTTS=100 SIZE=64M bash bench/wan.sh
@@ -21,6 +23,7 @@ PAR=${PAR:-4}
 size=$(bytes "$SIZE")
 head -c "$size" /dev/urandom >"$work/in.bin"
 (cd "$work" && split -b 64M -d in.bin seq. && split -b 8M -d -a 4 in.bin par.)
+bash tests/lib/make-tls.sh "$work/tls"
 server
 
 seed_flow() { # the seed's upload_file_chunked: md5 pass, then sequential 64 MiB parts
@@ -45,8 +48,8 @@ par_curl() { # PAR parts of 8 MiB in flight, then complete (the md5 is known bef
 
 echo "$SIZE, $PAR connections of $RATE B/s each"
 echo
-echo "| RTT | cp into the mount | seed flow (md5 + sequential 64 MiB parts) | curl, $PAR x 8 MiB parts | capacity ($PAR x rate) | cp / capacity | cp vs seed flow |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
+echo "| RTT | cp into the mount | seed flow (md5 + sequential 64 MiB parts) | curl, $PAR x 8 MiB parts | capacity ($PAR x rate) | capacity / cp | cp vs seed flow | cp over https | https / http |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for rtt in $RTTS; do
 	link "$rtt" "$RATE"
 	MOUNT_API=$lbase mount_fs
@@ -61,5 +64,13 @@ for rtt in $RTTS; do
 	par_curl
 	t_par=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
 	cap=$(awk -v s="$size" -v p="$PAR" -v r="$RATE" 'BEGIN { printf "%.2f", s / (p * r) }')
-	echo "| $rtt ms | $t_cp s | $t_seed s | $t_par s | $cap s | $(ratio "$cap" "$t_cp")x | $(ratio "$t_seed" "$t_cp")x faster |"
+	server --tls-cert "$work/tls/srv.pem" --tls-key "$work/tls/srv.key"
+	link "$rtt" "$RATE"
+	MOUNT_API=${lbase/http:/https:} mount_fs -o "ca_file=$work/tls/ca.pem"
+	t0=$(now)
+	cp "$work/in.bin" "$mnt/in.bin"
+	t_tls=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
+	umount_fs
+	server
+	echo "| $rtt ms | $t_cp s | $t_seed s | $t_par s | $cap s | $(ratio "$cap" "$t_cp")x | $(ratio "$t_seed" "$t_cp")x faster | $t_tls s | $(ratio "$t_tls" "$t_cp")x |"
 done

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define OPENAI_BASE  "https://api.openai.com/v1"
 #define PORTKEY_BASE "https://api.portkey.ai/v1"
@@ -136,6 +137,12 @@ int up_client_new(const struct up_config *cfg_in, up_client **out, struct up_err
 		base = OPENAI_BASE;
 	if (rc == 0)
 		rc = check_base(base, cfg->allow_http, err);
+	/* libcurl reads its CA bundle only at the first TLS connection: a wrong path would
+	 * show as a verification failure then, so it is checked here, by name. */
+	const char *ca = cfg->ca_file ? cfg->ca_file : env(cfg, "SSL_CERT_FILE");
+	if (rc == 0 && ca && access(ca, R_OK) < 0)
+		rc = up_error_set(err, -errno, 0, "cannot read the CA file %s (%s): %s", ca,
+				  cfg->ca_file ? "ca_file" : "$SSL_CERT_FILE", strerror(errno));
 
 	up_client *c = NULL;
 	char *hdr[8] = {0};
@@ -184,6 +191,7 @@ int up_client_new(const struct up_config *cfg_in, up_client **out, struct up_err
 		    .retry_window = cfg->retry_window < 0   ? 0
 				    : cfg->retry_window ? (unsigned)cfg->retry_window
 							: 300,
+		    .ca_file = ca,
 		    .log = cfg->log,
 		    .log_ud = cfg->log_ud,
 		    .level = cfg->log_level,

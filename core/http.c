@@ -27,6 +27,7 @@ struct up_http {
 	int retries;
 	unsigned timeout;
 	unsigned retry_window;
+	char *ca_file; /* NULL: libcurl's default */
 	up_log_fn log;
 	void *log_ud;
 	enum up_log_level level;
@@ -88,6 +89,8 @@ int up_http_new(const struct up_http_opts *o, struct up_http **out)
 	int rc = 0;
 	if (!(h->base = strdup(o->base)))
 		rc = -ENOMEM;
+	if (rc == 0 && o->ca_file && !(h->ca_file = strdup(o->ca_file)))
+		rc = -ENOMEM;
 	if (rc == 0 && o->bearer) {
 		size_t n = strlen(o->bearer) + 32;
 		if (!(h->auth_header = malloc(n)))
@@ -147,6 +150,7 @@ void up_http_free(struct up_http *h)
 	}
 	free(h->secrets);
 	free(h->base);
+	free(h->ca_file);
 	for (int i = 0; i < LOCK_TYPES; i++)
 		pthread_mutex_destroy(&h->share_mu[i]);
 	pthread_mutex_destroy(&h->idle_mu);
@@ -250,6 +254,7 @@ struct attempt {
 	char retry_after_ms[32];
 	char retry_after[64];
 	char should_retry[8];
+	char curl_err[CURL_ERROR_SIZE]; /* libcurl's detail of a failure ("" if none) */
 };
 
 static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
@@ -394,6 +399,8 @@ static CURLcode perform(struct up_http *h, CURL *e, const struct up_http_req *r,
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L); /* always: never turned off */
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (h->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	/* A stall timeout, not a total one: an 8 GiB part stream may take long, a silent
 	 * peer may not. */
@@ -428,10 +435,33 @@ static CURLcode perform(struct up_http *h, CURL *e, const struct up_http_req *r,
 	} else if (strcmp(r->method, "GET") != 0) {
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
 	}
+	a->curl_err[0] = '\0';
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, a->curl_err);
 	CURLcode code = curl_easy_perform(e);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
 	curl_mime_free(mime);
 	free(url);
 	return code;
+}
+
+/* A failed transfer as one line: libcurl's detail where it has one, and for a certificate
+ * that is not trusted, what to do about it. */
+static int curl_error(struct up_error *err, CURLcode code, const char *detail)
+{
+	const char *what = detail[0] ? detail : curl_easy_strerror(code);
+	bool tls = code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
+		   code == CURLE_SSL_CONNECT_ERROR || code == CURLE_SSL_CERTPROBLEM;
+	if (tls && strstr(what, "host name"))
+		return up_error_set(err, up_errno_for_curl(code), 0,
+				    "TLS: %s (the server's certificate is for another name: use "
+				    "that name in the base URL)",
+				    what);
+	if (tls)
+		return up_error_set(err, up_errno_for_curl(code), 0,
+				    "TLS: %s (the server is not trusted: give its CA certificate "
+				    "with ca_file or $SSL_CERT_FILE)",
+				    what);
+	return up_error_set(err, up_errno_for_curl(code), 0, "%s", what);
 }
 
 /* Rewinds a download target for a retry; false if it cannot be (a pipe already fed). */
@@ -466,14 +496,10 @@ static struct curl_slist *request_headers(struct up_http *h, const struct up_htt
 		l = t;                                                                             \
 	} while (0)
 	ADD(r->out_fd >= 0 ? "Accept: application/octet-stream" : "Accept: application/json");
-	/* A part of 1 MiB or more is left to libcurl's own rule: over HTTP/1.1 it sends
-	 * `Expect: 100-continue` and waits one round trip, after which the server has taken
-	 * the request (over HTTP/2 it does not wait). The part pipeline starts the next part
-	 * after that, so the server sees parts in their order. Anything smaller, or a whole
-	 * file for the Files API, goes at once. */
-	bool expect = r->part && r->part->len >= (1u << 20) && strcmp(r->part_field, "data") == 0;
-	if (!expect)
-		ADD("Expect:");
+	/* Never `Expect: 100-continue` (libcurl's default for a body of 1 MiB or more): it
+	 * costs every part a round trip before its first byte, and saves a body only when the
+	 * server refuses the request, which retries and errors already handle. */
+	ADD("Expect:");
 	if (r->json || (!r->part && strcmp(r->method, "POST") == 0))
 		ADD("Content-Type: application/json");
 	if (h->auth_header)
@@ -548,8 +574,7 @@ int up_http_do(struct up_http *h, const struct up_http_req *r, struct up_http_re
 			retry = false;
 			outage = false;
 		} else {
-			rc = up_error_set(err, up_errno_for_curl(code), 0, "%s",
-					  curl_easy_strerror(code));
+			rc = curl_error(err, code, a.curl_err);
 			retry = up_retry_curl(code);
 			outage = retry; /* no connection, a reset: the server is away */
 		}

@@ -18,6 +18,7 @@ struct up_http_opts {
 	int retries;
 	unsigned timeout;
 	unsigned retry_window; /* seconds an outage is retried beyond retries; 0: not */
+	const char *ca_file;   /* PEM CA certificates; NULL: the system's */
 	up_log_fn log;
 	void *log_ud;
 	enum up_log_level level;

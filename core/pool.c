@@ -1,32 +1,29 @@
-/* The async interface: a fixed set of worker threads, each running one request at a time on
- * the client's shared connections, fed by a bounded queue (back-pressure on submit).
- * The parts of one upload start in the order they were queued: a part's request waits
- * until the one queued before it has begun its body (a server that answers 100 Continue
- * has taken its headers by then), so a server that assembles parts as they come sees
- * them in the order the client will list them. */
+/* The async interface: 2 x max_in_flight worker threads, each running one request at a time
+ * on the client's shared connections, fed by a bounded queue (back-pressure on submit).
+ * Jobs start in the order they were queued.
+ *
+ * max_in_flight bounds the part bodies being *sent*, not the requests open. A part request
+ * starts as soon as a worker is free: it connects and sends its headers, then waits for a
+ * sending slot before its body's first byte (slots go in the order parts asked for them);
+ * the read of its last byte gives the slot back, and it waits a round trip for its answer
+ * while the next part's body goes out on another connection. So max_in_flight connections'
+ * worth of bytes stay on the link, and neither a connection's set-up nor an answer's round
+ * trip leaves it idle (bench/wan.sh: they cost a third of the link at 200 ms). */
 #include "client.h"
 #include "errors.h"
 #include "http.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 enum job_kind { J_PART, J_CREATE, J_COMPLETE, J_CANCEL };
 
-/* How long a part waits at most for the one before it to begin: past that it goes anyway. */
-enum { TURN_WAIT_S = 2 };
-
 struct job {
 	struct job *next;
-	struct job *rnext, *rprev; /* in the running list */
 	struct up_async *a;
-	uint64_t seq;
-	atomic_bool begun; /* a part's body was first read, or its request ended */
 	enum job_kind kind;
 	char upload_id[UP_ID_MAX];
 	struct up_source src;
@@ -38,6 +35,9 @@ struct job {
 	up_part_cb part_cb;
 	up_upload_cb upload_cb;
 	void *ud;
+	bool sending;	     /* a part holding one of the sending slots */
+	bool had_slot;	     /* ... or that held one (a retry sends again without) */
+	struct job *wnext;   /* in the list of parts waiting for a slot */
 };
 
 struct up_async {
@@ -48,11 +48,12 @@ struct up_async {
 	pthread_cond_t work;  /* a job was queued, or stop */
 	pthread_cond_t space; /* the queue has room */
 	pthread_cond_t idle;  /* nothing queued or running */
-	pthread_cond_t begun; /* a part began its body, or ended */
 	struct job *head, *tail;
-	struct job *run; /* the jobs running */
-	uint64_t seq;
 	unsigned queued, running;
+	unsigned limit;	  /* max_in_flight: parts being sent, and jobs queued */
+	unsigned sending; /* parts whose body is not all sent yet */
+	struct job *whead, *wtail; /* parts waiting for a slot, in the order they asked */
+	pthread_cond_t slot;	   /* a slot was granted */
 	bool stop;
 };
 
@@ -67,39 +68,63 @@ static void job_free(struct job *j)
 	free(j);
 }
 
-static void mark_begun(struct job *j)
+/* Grants free slots to the parts waiting longest (lock held). */
+static void grant_slots(struct up_async *a)
 {
-	if (atomic_load(&j->begun))
-		return;
-	pthread_mutex_lock(&j->a->mu);
-	atomic_store(&j->begun, true);
-	pthread_cond_broadcast(&j->a->begun);
-	pthread_mutex_unlock(&j->a->mu);
+	bool any = false;
+	while (a->whead && a->sending < a->limit) {
+		struct job *j = a->whead;
+		a->whead = j->wnext;
+		if (!a->whead)
+			a->wtail = NULL;
+		j->sending = j->had_slot = true;
+		a->sending++;
+		any = true;
+	}
+	if (any)
+		pthread_cond_broadcast(&a->slot);
 }
 
-/* The part's source, read through the job: the first read tells the next part it may start. */
-static ssize_t gated_read(void *ud, uint64_t off, void *buf, size_t len)
+static void take_slot(struct job *j)
+{
+	struct up_async *a = j->a;
+	pthread_mutex_lock(&a->mu);
+	j->wnext = NULL;
+	if (a->wtail)
+		a->wtail->wnext = j;
+	else
+		a->whead = j;
+	a->wtail = j;
+	grant_slots(a);
+	while (!j->sending)
+		pthread_cond_wait(&a->slot, &a->mu);
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* Gives the part's sending slot back (once): its body is out, or its request is over. */
+static void release_slot(struct job *j)
+{
+	struct up_async *a = j->a;
+	pthread_mutex_lock(&a->mu);
+	if (j->sending) {
+		j->sending = false;
+		a->sending--;
+		grant_slots(a);
+	}
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* The part's source, read through the job: its first read waits for a sending slot, the
+ * read of its last byte gives it back. */
+static ssize_t slot_read(void *ud, uint64_t off, void *buf, size_t len)
 {
 	struct job *j = ud;
-	mark_begun(j);
-	return up_source_pread(&j->src, off, buf, len);
-}
-
-/* Waits (lock held) while a part of the same upload queued before j is running and has not
- * begun its body. Bounded: the order only saves the server work, it is never needed. */
-static void wait_turn(struct up_async *a, struct job *j)
-{
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += TURN_WAIT_S;
-	for (;;) {
-		bool before = false;
-		for (struct job *k = a->run; k && !before; k = k->rnext)
-			before = k->kind == J_PART && k->seq < j->seq && !atomic_load(&k->begun) &&
-				 strcmp(k->upload_id, j->upload_id) == 0;
-		if (!before || pthread_cond_timedwait(&a->begun, &a->mu, &until) == ETIMEDOUT)
-			return;
-	}
+	if (!j->had_slot)
+		take_slot(j);
+	ssize_t n = up_source_pread(&j->src, off, buf, len);
+	if (n > 0 && off + (uint64_t)n >= j->src.len && j->sending)
+		release_slot(j);
+	return n;
 }
 
 static void job_run(up_client *c, struct job *j)
@@ -109,9 +134,9 @@ static void job_run(up_client *c, struct job *j)
 	if (j->kind == J_PART) {
 		struct up_part part = {0};
 		struct up_source src = {
-		    .kind = UP_SRC_CB, .len = j->src.len, .read = gated_read, .ud = j};
+		    .kind = UP_SRC_CB, .len = j->src.len, .read = slot_read, .ud = j};
 		rc = up_part_add(c, j->upload_id, &src, &part, &err);
-		mark_begun(j);
+		release_slot(j);
 		j->part_cb(j->ud, rc, rc == 0 ? &part : NULL, &err);
 		return;
 	}
@@ -149,22 +174,10 @@ static void *worker(void *arg)
 		a->queued--;
 		a->running++;
 		pthread_cond_signal(&a->space);
-		j->rnext = a->run;
-		if (a->run)
-			a->run->rprev = j;
-		a->run = j;
-		if (j->kind == J_PART)
-			wait_turn(a, j);
 		pthread_mutex_unlock(&a->mu);
 		job_run(a->c, j);
-		pthread_mutex_lock(&a->mu);
-		if (j->rprev)
-			j->rprev->rnext = j->rnext;
-		else
-			a->run = j->rnext;
-		if (j->rnext)
-			j->rnext->rprev = j->rprev;
 		job_free(j);
+		pthread_mutex_lock(&a->mu);
 		a->running--;
 		if (!a->queued && !a->running)
 			pthread_cond_broadcast(&a->idle);
@@ -181,16 +194,19 @@ int up_async_new(up_client *c, unsigned max_in_flight, up_async **out)
 	if (!a)
 		return -ENOMEM;
 	a->c = c;
+	a->limit = max_in_flight;
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->work, NULL);
 	pthread_cond_init(&a->space, NULL);
 	pthread_cond_init(&a->idle, NULL);
-	pthread_cond_init(&a->begun, NULL);
-	if (!(a->threads = calloc(max_in_flight, sizeof *a->threads))) {
+	pthread_cond_init(&a->slot, NULL);
+	/* as many again, for the parts awaiting their answer, and creates and completes */
+	unsigned nthreads = 2 * max_in_flight;
+	if (!(a->threads = calloc(nthreads, sizeof *a->threads))) {
 		up_async_free(a);
 		return -ENOMEM;
 	}
-	for (unsigned i = 0; i < max_in_flight; i++) {
+	for (unsigned i = 0; i < nthreads; i++) {
 		int rc = pthread_create(&a->threads[i], NULL, worker, a);
 		if (rc != 0) {
 			up_async_free(a);
@@ -225,7 +241,7 @@ void up_async_free(up_async *a)
 	pthread_cond_destroy(&a->work);
 	pthread_cond_destroy(&a->space);
 	pthread_cond_destroy(&a->idle);
-	pthread_cond_destroy(&a->begun);
+	pthread_cond_destroy(&a->slot);
 	pthread_mutex_destroy(&a->mu);
 	free(a);
 }
@@ -243,7 +259,7 @@ static int submit(struct up_async *a, struct job *j)
 	pthread_mutex_lock(&a->mu);
 	/* Wait for room, except on a worker (a callback chaining a request): blocking there
 	 * could leave every worker waiting on the others. */
-	while (a->queued >= a->nthreads && !a->stop && !on_worker(a))
+	while (a->queued >= a->limit && !a->stop && !on_worker(a))
 		pthread_cond_wait(&a->space, &a->mu);
 	if (a->stop) {
 		pthread_mutex_unlock(&a->mu);
@@ -251,7 +267,6 @@ static int submit(struct up_async *a, struct job *j)
 		return -ESHUTDOWN;
 	}
 	j->a = a;
-	j->seq = ++a->seq;
 	if (a->tail)
 		a->tail->next = j;
 	else

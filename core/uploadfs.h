@@ -48,6 +48,9 @@ struct up_config {
 	 * only `retries` */
 	int retry_window;
 	bool allow_http;	  /* plain http:// to a host other than loopback */
+	/* PEM CA certificates to verify the server with; NULL: $SSL_CERT_FILE if set, else
+	 * the system's */
+	const char *ca_file;
 	bool no_env;		  /* ignore the environment entirely */
 	up_log_fn log;		  /* NULL: silent */
 	void *log_ud;
@@ -159,8 +162,9 @@ void up_md5_hex(const void *data, size_t len, char out[33]);
 
 typedef struct up_async up_async;
 
-/* max_in_flight requests run at once; submitting more blocks until one finishes
- * (back-pressure, never an unbounded queue). */
+/* max_in_flight part bodies are sent at once (a part awaiting its answer no longer counts:
+ * up to twice as many requests are open); as many jobs more may wait in the queue, and
+ * submitting beyond that blocks until one starts (back-pressure, never an unbounded queue). */
 int up_async_new(up_client *c, unsigned max_in_flight, up_async **out);
 /* Waits for everything submitted, then frees. */
 void up_async_free(up_async *a);

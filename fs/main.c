@@ -28,7 +28,7 @@ static void client_log(void *ud, enum up_log_level level, const char *line)
 /* ---- options ---- */
 
 struct raw_opts {
-	char *api_base, *api_key_file, *purpose, *part_size, *parallel, *cache_dir, *retries,
+	char *api_base, *api_key_file, *ca_file, *purpose, *part_size, *parallel, *cache_dir, *retries,
 	    *timeout, *max_file_size, *uid, *gid, *umask, *api_key, *log, *size_hint, *cache_size, *list_interval,
 	    *sweep_interval, *retry_window;
 	int async_close, allow_http, allow_other;
@@ -43,6 +43,7 @@ enum { KEY_ALLOW_OTHER = 1 };
 static const struct fuse_opt opt_table[] = {
     OPT("api_base=%s", api_base),
     OPT("api_key_file=%s", api_key_file),
+    OPT("ca_file=%s", ca_file),
     OPT("api_key=%s", api_key),
     OPT("purpose=%s", purpose),
     OPT("part_size=%s", part_size),
@@ -103,6 +104,8 @@ static void usage(const char *prog)
 	       "                         the free space)\n"
 	       "  -o async               close() returns before the upload completes\n"
 	       "  -o allow_http          plain http:// to a host that is not loopback\n"
+	       "  -o ca_file=PATH        CA certificates (PEM) to verify the server with\n"
+	       "                         ($SSL_CERT_FILE; else the system's)\n"
 	       "  -o log=FILE            log to FILE (SIGHUP reopens it), not syslog/stderr\n"
 	       "  -o size_hint=auto|off  auto: a new file's size is taken from the file cp\n"
 	       "                         copies from, so its upload starts at once (auto)\n"
@@ -210,6 +213,7 @@ static int check_options(struct raw_opts *r, struct uf_config *c)
 	}
 	c->api_base = r->api_base ? strdup(r->api_base) : NULL;
 	c->api_key_file = r->api_key_file ? strdup(r->api_key_file) : NULL;
+	c->ca_file = r->ca_file ? strdup(r->ca_file) : NULL;
 	c->cache_dir = r->cache_dir ? strdup(r->cache_dir) : default_cache_dir();
 	c->log_file = r->log ? strdup(r->log) : NULL;
 	c->async_close = r->async_close;
@@ -318,6 +322,7 @@ static int setup(struct uf_mount *m)
 
 	struct up_config uc = {.api_base = m->cfg.api_base,
 			       .api_key_file = m->cfg.api_key_file,
+			       .ca_file = m->cfg.ca_file,
 			       .retries = m->cfg.retries,
 			       .timeout = m->cfg.timeout,
 			       .retry_window = m->cfg.retry_window,
@@ -333,8 +338,9 @@ static int setup(struct uf_mount *m)
 	/* The first listing doubles as the check that the server answers, with this key. */
 	struct up_file_list l;
 	if ((rc = up_files_list(m->client, NULL, &l, &err)) < 0) {
-		fprintf(stderr, "uploadfs: %s does not answer as an Uploads/Files API: %s\n",
-			up_client_base(m->client), err.message);
+		fprintf(stderr, "uploadfs: %s %s: %s\n", up_client_base(m->client),
+			err.status ? "does not answer as an Uploads/Files API" : "cannot be reached",
+			err.message);
 		return rc;
 	}
 	uf_listing_first(m, &l);
@@ -359,6 +365,7 @@ static void teardown(struct uf_mount *m)
 	uf_cache_free(m->cache);
 	free(m->cfg.api_base);
 	free(m->cfg.api_key_file);
+	free(m->cfg.ca_file);
 	free(m->cfg.purpose);
 	free(m->cfg.cache_dir);
 	free(m->cfg.log_file);
@@ -485,6 +492,7 @@ out:
 	fuse_opt_free_args(&args);
 	free(raw.api_base);
 	free(raw.api_key_file);
+	free(raw.ca_file);
 	free(raw.api_key);
 	free(raw.purpose);
 	free(raw.part_size);

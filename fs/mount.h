@@ -17,6 +17,7 @@ struct uf_config {
 	char *mountpoint;
 	char *api_base;
 	char *api_key_file;
+	char *ca_file; /* NULL: $SSL_CERT_FILE, else the system's */
 	char *purpose;
 	char *cache_dir;
 	char *log_file; /* -o log=FILE */

@@ -11,6 +11,6 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   build-essential pkg-config meson ninja-build \
   libfuse3-dev fuse3 libcurl4-openssl-dev libjson-c-dev libssl-dev libmicrohttpd-dev \
-  curl ca-certificates bats jq attr rsync tar coreutils procps psmisc python3 man-db groff-base \
+  curl ca-certificates openssl bats jq attr rsync tar coreutils procps psmisc python3 man-db groff-base \
   clang libclang-rt-14-dev valgrind git vim-tiny sqlite3 libsqlite3-dev \
   debhelper dpkg-dev systemd util-linux bsdutils >/dev/null

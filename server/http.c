@@ -856,19 +856,39 @@ int srv_http_start(const struct srv_http_config *cfg, struct srv_store *st, stru
 		    MHD_USE_NO_LISTEN_SOCKET; /* connections come from srv_http_add_connection */
 	else if (cfg->addr->sa_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	bool tls = cfg->tls_cert && cfg->tls_key;
+	if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		pthread_mutex_destroy(&h->mu);
+		free(h);
+		return -EPROTO;
+	}
+	if (tls)
+		flags |= MHD_USE_TLS;
 	struct MHD_OptionItem opts[] = {
 	    {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
 	    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h},
 	    {MHD_OPTION_CONNECTION_TIMEOUT, 300, NULL},
 	    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 256 << 10, NULL},
 	    {MHD_OPTION_CONNECTION_LIMIT, 1000, NULL},
-	    {cfg->addr ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, 0, (void *)cfg->addr},
+	    {MHD_OPTION_END, 0, NULL}, /* the listening address, if any */
+	    {MHD_OPTION_END, 0, NULL}, /* the certificate */
+	    {MHD_OPTION_END, 0, NULL}, /* its key */
 	    {MHD_OPTION_END, 0, NULL},
 	};
+	size_t n = 5;
+	if (cfg->addr)
+		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)cfg->addr};
+	if (tls) {
+		/* libmicrohttpd hands the PEM text to GnuTLS, which keeps its own copy */
+		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
+						    (void *)cfg->tls_cert};
+		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0,
+						    (void *)cfg->tls_key};
+	}
 	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_ARRAY, opts,
 				MHD_OPTION_END);
 	if (!h->d) {
-		int e = errno ? errno : EADDRINUSE;
+		int e = tls ? EPROTO : errno ? errno : EADDRINUSE;
 		pthread_mutex_destroy(&h->mu);
 		free(h);
 		return -e;

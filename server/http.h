@@ -33,9 +33,12 @@ struct srv_http_config {
 	int log_fd; /* -1: no request log */
 	uint64_t max_part_bytes;
 	uint64_t max_file_bytes;
+	const char *tls_cert; /* PEM text: serve HTTPS (GnuTLS); NULL: plain HTTP */
+	const char *tls_key;  /* PEM text of its private key */
 };
 
-/* Starts serving; *port is the port actually bound. */
+/* Starts serving; *port is the port actually bound. -EPROTO: TLS material refused, or a
+ * libmicrohttpd built without TLS. */
 int srv_http_start(const struct srv_http_config *cfg, struct srv_store *st, struct srv_http **out,
 		   unsigned *port);
 void srv_http_stop(struct srv_http *h);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct options {
@@ -28,6 +29,7 @@ struct options {
 	unsigned latency_ms;
 	bool no_uploads;
 	const char *log_requests;
+	const char *tls_cert, *tls_key; /* PEM files; both or neither */
 };
 
 static void usage(FILE *f)
@@ -52,6 +54,8 @@ static void usage(FILE *f)
 		"  --latency-ms N            delay added to every response (0)\n"
 		"  --no-uploads              answer /v1/uploads* with 404 (a Files-only server)\n"
 		"  --log-requests FILE       one JSON line per request, keys redacted\n"
+		"  --tls-cert FILE           serve HTTPS with this PEM certificate (chain)\n"
+		"  --tls-key FILE            ... and this PEM private key (mode 0600 or 0400)\n"
 		"  -h, --help                this text\n"
 		"  -V, --version             the version\n"
 		"Sizes take a K, M or G suffix (powers of 1024).\n");
@@ -81,7 +85,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 		O_SEED,
 		O_LATENCY,
 		O_NO_UPLOADS,
-		O_LOG
+		O_LOG,
+		O_TLS_CERT,
+		O_TLS_KEY
 	};
 	static const struct option longopts[] = {
 	    {"listen", required_argument, NULL, O_LISTEN},
@@ -100,6 +106,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"latency-ms", required_argument, NULL, O_LATENCY},
 	    {"no-uploads", no_argument, NULL, O_NO_UPLOADS},
 	    {"log-requests", required_argument, NULL, O_LOG},
+	    {"tls-cert", required_argument, NULL, O_TLS_CERT},
+	    {"tls-key", required_argument, NULL, O_TLS_KEY},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -184,6 +192,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case O_LOG:
 			o->log_requests = optarg;
 			break;
+		case O_TLS_CERT:
+			o->tls_cert = optarg;
+			break;
+		case O_TLS_KEY:
+			o->tls_key = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -199,7 +213,44 @@ static int parse_args(int argc, char **argv, struct options *o)
 		fprintf(stderr, "uploadfs-server: unexpected argument '%s'\n", argv[optind]);
 		return -EINVAL;
 	}
+	if (!o->tls_cert != !o->tls_key) {
+		fprintf(stderr, "uploadfs-server: --tls-cert and --tls-key go together\n");
+		return -EINVAL;
+	}
 	return 0;
+}
+
+/* Reads a PEM file whole (at most 1 MiB). A private key must be readable by its owner only. */
+static char *read_pem(const char *path, bool private_key)
+{
+	enum { PEM_MAX = 1 << 20 };
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	struct stat sb;
+	char *buf = NULL;
+	const char *why = NULL;
+	if (fd < 0 || fstat(fd, &sb) < 0)
+		why = strerror(errno);
+	else if (!S_ISREG(sb.st_mode))
+		why = "not a regular file";
+	else if (private_key && (sb.st_mode & (S_IRWXG | S_IRWXO)))
+		why = "a private key must be mode 0600 or 0400 (chmod 600 it)";
+	else if (sb.st_size <= 0 || sb.st_size > PEM_MAX)
+		why = "expected a PEM file of at most 1 MiB";
+	else if (!(buf = calloc(1, (size_t)sb.st_size + 1)))
+		why = strerror(ENOMEM);
+	else if (read(fd, buf, (size_t)sb.st_size) != sb.st_size)
+		why = "could not read it whole";
+	else if (!strstr(buf, "-----BEGIN "))
+		why = "not PEM (no -----BEGIN line)";
+	if (fd >= 0)
+		close(fd);
+	if (why) {
+		fprintf(stderr, "uploadfs-server: %s %s: %s\n",
+			private_key ? "--tls-key" : "--tls-cert", path, why);
+		up_secret_free(buf);
+		return NULL;
+	}
+	return buf;
 }
 
 /* "HOST:PORT", "[v6]:PORT" or ":PORT" into a socket address. */
@@ -279,7 +330,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "uploadfs-server: %s\n", err.message);
 		return 1;
 	}
+	char *cert = NULL, *key = NULL;
+	if (o.tls_cert && (!(cert = read_pem(o.tls_cert, false)) || !(key = read_pem(o.tls_key, true)))) {
+		free(cert);
+		srv_store_close(st);
+		return 1;
+	}
 	struct srv_http_config hc = {
+	    .tls_cert = cert,
+	    .tls_key = key,
 	    .addr = (const struct sockaddr *)&ss,
 	    .addrlen = sslen,
 	    .api_key = o.api_key,
@@ -297,8 +356,15 @@ int main(int argc, char **argv)
 	unsigned port = 0;
 	int rc = srv_http_start(&hc, st, &http, &port);
 	if (rc < 0) {
-		fprintf(stderr, "uploadfs-server: cannot listen on %s: %s\n", o.listen,
-			strerror(-rc));
+		if (rc == -EPROTO)
+			fprintf(stderr, "uploadfs-server: cannot serve HTTPS on %s with %s and %s: "
+					"they must be a certificate and its private key, in PEM\n",
+				o.listen, o.tls_cert, o.tls_key);
+		else
+			fprintf(stderr, "uploadfs-server: cannot listen on %s: %s\n", o.listen,
+				strerror(-rc));
+		free(cert);
+		up_secret_free(key);
 		srv_store_close(st);
 		return 1;
 	}
@@ -307,14 +373,17 @@ int main(int argc, char **argv)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
 	else
 		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
-	printf(ss.ss_family == AF_INET6 ? "listening on http://[%s]:%u/v1\n"
-					: "listening on http://%s:%u/v1\n",
-	       host, port);
+	const char *scheme = cert ? "https" : "http";
+	printf(ss.ss_family == AF_INET6 ? "listening on %s://[%s]:%u/v1\n"
+					: "listening on %s://%s:%u/v1\n",
+	       scheme, host, port);
 	fflush(stdout);
 
 	int sig = 0;
 	sigwait(&sigs, &sig);
 	srv_http_stop(http);
+	free(cert);
+	up_secret_free(key); /* the daemon holds its own copy until it stops */
 	srv_store_close(st);
 	up_secret_free(o.api_key);
 	if (log_fd >= 0)

@@ -58,7 +58,7 @@ refused() { # OPTS WORD: uploadfs -o OPTS refuses to mount, saying WORD
 @test "an api_base that does not answer is refused at start" {
 	run "$UPLOADFS" -f -o "api_base=http://127.0.0.1:9/v1,retries=0,cache_dir=$BATS_TEST_TMPDIR/c" "$BATS_TEST_TMPDIR/m"
 	[ "$status" != 0 ]
-	[[ "$output" == *"does not answer"* ]]
+	[[ "$output" == *"127.0.0.1:9/v1 cannot be reached: "*"connect"* ]]
 	run "$UPLOADFS" -f -o "api_base=http://example.invalid/v1,cache_dir=$BATS_TEST_TMPDIR/c" "$BATS_TEST_TMPDIR/m"
 	[ "$status" != 0 ]
 	[[ "$output" == *"allow_http"* ]]

@@ -5,8 +5,10 @@
 load ../lib/mount
 
 setup() {
-	# slow parts (1 MiB each, one at a time, 150 ms per request) keep an upload in flight
-	fs_setup --latency-ms 150 --max-upload-bytes 30M
+	# slow parts (1 MiB each, one body at a time, 400 ms per answer) keep an upload in
+	# flight: with parallel=1, two requests are open at most (one sending, one awaiting its
+	# answer), so 20 parts take 4 s
+	fs_setup --latency-ms 400 --max-upload-bytes 30M
 	FS_ALLOW='upload of big.bin failed'
 	head -c 40M /dev/urandom >"$BATS_TEST_TMPDIR/big.bin"
 	head -c 20M /dev/urandom >"$BATS_TEST_TMPDIR/mid.bin"
@@ -19,11 +21,13 @@ teardown() {
 
 status_json() { "$UPLOADFS" status --json "$MNT"; }
 
-# waits until mid.bin is on its way up with some bytes acknowledged
+# wait_in_flight [written]: waits until mid.bin is on its way up with some bytes
+# acknowledged (and with "written", all its bytes written: cp has closed it)
 wait_in_flight() {
-	local i
+	local i all=0
+	[ "${1:-}" != written ] || all=20971520
 	for i in $(seq 100); do
-		status_json | jq -e '.uploads[] | select(.name == "mid.bin" and .status == "uploading" and .bytes_sent > 0)' >/dev/null && return 0
+		status_json | jq -e --argjson all "$all" '.uploads[] | select(.name == "mid.bin" and .status == "uploading" and .bytes >= $all and .bytes_sent > 0)' >/dev/null && return 0
 		sleep 0.1
 	done
 	return 1
@@ -54,7 +58,7 @@ wait_in_flight() {
 	mount_fs -o part_size=1M,parallel=1
 	cp "$BATS_TEST_TMPDIR/mid.bin" "$MNT/" &
 	CP_PID=$!
-	wait_in_flight
+	wait_in_flight written
 	run script -qec "'$UPLOADFS' status '$MNT'" /dev/null
 	[ "$status" = 0 ]
 	[[ "$output" == *"1 uploading, 0 being written, 0 failed"* ]]

@@ -30,6 +30,11 @@ server_content() {
 	if [ -d "$c" ]; then cat "$c"/*; else cat "$c"; fi
 }
 
+# make_tls DIR: test certificates (tests/lib/make-tls.sh says which).
+make_tls() {
+	bash "$BATS_TEST_DIRNAME/../lib/make-tls.sh" "$1"
+}
+
 stop_server() {
 	[ -n "${SRV_PID:-}" ] || return 0
 	kill "$SRV_PID" 2>/dev/null || true

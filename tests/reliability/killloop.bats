@@ -169,8 +169,14 @@ for f in files:  # creation order: the last of a name is the newest
         newest[f["filename"]] = f
 
 def content_md5(f):
-    with open(os.path.join(data, "content", f["id"]), "rb") as fh:
-        return hashlib.md5(fh.read()).hexdigest()
+    # one file, or a directory of the upload's parts in order (docs/SERVER.md)
+    path = os.path.join(data, "content", f["id"])
+    pieces = [os.path.join(path, p) for p in sorted(os.listdir(path))] if os.path.isdir(path) else [path]
+    md5 = hashlib.md5()
+    for p in pieces:
+        with open(p, "rb") as fh:
+            md5.update(fh.read())
+    return md5.hexdigest()
 
 acked = 0
 for name in sorted(set(hist) | set(newest)):

@@ -296,7 +296,9 @@ PY
 	ALLOW_LOG=$CUT_REQUEST_LOG
 	fs_setup --latency-ms 300
 	mount_fs -o part_size=1M,parallel=1
-	head -c 3000000 /dev/urandom >"$SRC/big"
+	# 10 parts: with one body sent at a time and another part awaiting its answer, the
+	# new upload takes about 2 s, and the kill at 1 s falls in its middle
+	head -c 10000000 /dev/urandom >"$SRC/big"
 	cp "$SRC/big" "$MNT/a.bin"
 	mv "$MNT/a.bin" "$MNT/b.bin" &
 	mpid=$!
