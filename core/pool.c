@@ -4,7 +4,7 @@
  *
  * max_in_flight bounds the part bodies being *sent*, not the requests open. A part request
  * starts as soon as a worker is free: it connects and sends its headers, then waits for a
- * sending slot before its body's first byte (slots go in the order parts asked for them);
+ * sending slot before its body's first byte (slots go to the waiting parts in the order they were queued);
  * the read of its last byte gives the slot back, and it waits a round trip for its answer
  * while the next part's body goes out on another connection. So max_in_flight connections'
  * worth of bytes stay on the link, and neither a connection's set-up nor an answer's round
@@ -35,6 +35,7 @@ struct job {
 	up_part_cb part_cb;
 	up_upload_cb upload_cb;
 	void *ud;
+	uint64_t seq;	     /* the order it was queued in */
 	bool sending;	     /* a part holding one of the sending slots */
 	bool had_slot;	     /* ... or that held one (a retry sends again without) */
 	struct job *wnext;   /* in the list of parts waiting for a slot */
@@ -52,7 +53,8 @@ struct up_async {
 	unsigned queued, running;
 	unsigned limit;	  /* max_in_flight: parts being sent, and jobs queued */
 	unsigned sending; /* parts whose body is not all sent yet */
-	struct job *whead, *wtail; /* parts waiting for a slot, in the order they asked */
+	struct job *whead;	   /* parts waiting for a slot, in the order they were queued */
+	uint64_t seq;		   /* jobs queued so far */
 	pthread_cond_t slot;	   /* a slot was granted */
 	bool stop;
 };
@@ -75,8 +77,6 @@ static void grant_slots(struct up_async *a)
 	while (a->whead && a->sending < a->limit) {
 		struct job *j = a->whead;
 		a->whead = j->wnext;
-		if (!a->whead)
-			a->wtail = NULL;
 		j->sending = j->had_slot = true;
 		a->sending++;
 		any = true;
@@ -89,12 +89,12 @@ static void take_slot(struct job *j)
 {
 	struct up_async *a = j->a;
 	pthread_mutex_lock(&a->mu);
-	j->wnext = NULL;
-	if (a->wtail)
-		a->wtail->wnext = j;
-	else
-		a->whead = j;
-	a->wtail = j;
+	struct job **at = &a->whead; /* the file's order: a server hashing parts as their
+				      * bodies arrive sees them in the order they are listed */
+	while (*at && (*at)->seq < j->seq)
+		at = &(*at)->wnext;
+	j->wnext = *at;
+	*at = j;
 	grant_slots(a);
 	while (!j->sending)
 		pthread_cond_wait(&a->slot, &a->mu);
@@ -267,6 +267,7 @@ static int submit(struct up_async *a, struct job *j)
 		return -ESHUTDOWN;
 	}
 	j->a = a;
+	j->seq = a->seq++;
 	if (a->tail)
 		a->tail->next = j;
 	else

@@ -371,6 +371,8 @@ static void blob_data(struct req *r, const char *data, uint64_t off, size_t size
 		fail(r, 400, param, "Exactly one '%s' field is allowed", param);
 		return;
 	}
+	if (r->nbytes == 0 && size > 0 && r->route == R_PART)
+		srv_part_body(r->h->st, &r->blob);
 	r->nbytes += size;
 	if (r->nbytes > max) {
 		fail(r, 400, param,

@@ -71,13 +71,13 @@ struct upload {
 	size_t nparts, cap_parts;
 	uint64_t parts_bytes;
 	bool busy;		/* a complete is hashing and linking the content */
-	/* The MD5 of the parts as they arrive, in the order their requests started: a client
+	/* The MD5 of the parts as they arrive, in the order their bodies began: a client
 	 * sends the file's parts in order, parallel senders included, even when they finish
-	 * out of it. Each part request has a slot, in start order; the hasher reads committed
-	 * parts slot by slot into early_md, waits at a slot still in flight and skips a slot
-	 * whose request failed. A complete whose list begins with the parts hashed so far
-	 * hashes only the rest; any other order hashes the parts from the start. */
-	struct slot *slots;	/* one per part request begun, in start order */
+	 * out of it. Each part request has a slot once its body begins; the hasher reads
+	 * committed parts slot by slot into early_md, waits at a slot still in flight and
+	 * skips a slot whose request failed. A complete whose list begins with the parts hashed
+	 * so far hashes only the rest; any other order hashes the parts from the start. */
+	struct slot *slots;	/* one per part body begun, in that order */
 	size_t nslots, cap_slots;
 	size_t early_next;	/* the next slot to hash */
 	size_t *early_idx;	/* indexes in parts[] of the parts hashed, in order */
@@ -730,23 +730,42 @@ int srv_part_begin(struct srv_store *st, const char *upload_id, struct srv_blob 
 		rc = disk_err(err, -rc, "create the part directory");
 	if (rc == 0 && mkdir(dir, 0700) < 0 && errno != EEXIST)
 		rc = disk_err(err, errno, "create the part directory");
-	if (rc == 0 && u->nslots == u->cap_slots) {
+	if (rc == 0)
+		rc = blob_open(blob, dir, err);
+	if (rc == 0)
+		snprintf(blob->owner, sizeof blob->owner, "%s", u->id);
+	blob->start_no = SRV_NO_PLACE; /* taken when its body begins */
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+/* Gives the part request its place in the early hash's order (lock held). Without one
+ * (out of memory) its part is hashed at complete. */
+static void take_place(struct upload *u, struct srv_blob *blob)
+{
+	if (blob->start_no != SRV_NO_PLACE)
+		return;
+	if (u->nslots == u->cap_slots) {
 		size_t cap = u->cap_slots ? u->cap_slots * 2 : 16;
 		struct slot *ns = realloc(u->slots, cap * sizeof *ns);
 		if (!ns)
-			rc = srv_err_set(err, ENOMEM, 500, NULL, "out of memory");
-		else
-			u->slots = ns, u->cap_slots = cap;
+			return;
+		u->slots = ns;
+		u->cap_slots = cap;
 	}
-	if (rc == 0)
-		rc = blob_open(blob, dir, err);
-	if (rc == 0) {
-		snprintf(blob->owner, sizeof blob->owner, "%s", u->id);
-		blob->start_no = u->nslots;
-		u->slots[u->nslots++] = (struct slot){.state = SLOT_OPEN};
-	}
+	blob->start_no = u->nslots;
+	u->slots[u->nslots++] = (struct slot){.state = SLOT_OPEN};
+}
+
+void srv_part_body(struct srv_store *st, struct srv_blob *blob)
+{
+	struct upload *u = NULL;
+	struct srv_err err;
+	pthread_mutex_lock(&st->mu);
+	if (blob->start_no == SRV_NO_PLACE && upload_lookup(st, blob->owner, &u, &err) == 0 &&
+	    u->status == U_PENDING)
+		take_place(u, blob);
 	pthread_mutex_unlock(&st->mu);
-	return rc;
 }
 
 static int part_push(struct upload *u, const struct part *p)
@@ -918,6 +937,7 @@ int srv_part_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes,
 	if (rc == 0) {
 		blob->path[0] = '\0';
 		u->parts_bytes += bytes;
+		take_place(u, blob); /* an empty body never began */
 		if (blob->start_no < u->nslots)
 			u->slots[blob->start_no] = (struct slot){SLOT_COMMITTED, u->nparts - 1};
 		*out = part_to_json(&p, u->id);

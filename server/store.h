@@ -32,8 +32,9 @@ struct srv_blob {
 	int fd;
 	char path[4096];
 	char owner[64]; /* the upload id, for parts */
-	uint64_t start_no; /* parts: the how-manieth part request of its upload */
+	uint64_t start_no; /* parts: the how-manieth part body of its upload to begin */
 };
+#define SRV_NO_PLACE UINT64_MAX /* start_no of a part whose body has not begun */
 
 int srv_store_open(const char *dir, const struct srv_limits *lim, struct srv_store **out,
 		   struct srv_err *err);
@@ -50,6 +51,10 @@ int srv_part_begin(struct srv_store *st, const char *upload_id, struct srv_blob 
 int srv_part_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes, json_object **out,
 		    struct srv_err *err);
 void srv_blob_abort(struct srv_blob *blob);
+/* The part's body has begun: it takes its place in the order parts are hashed in as they
+ * arrive (the order bodies begin, which a client sending parts in order keeps even when
+ * their requests started out of it). */
+void srv_part_body(struct srv_store *st, struct srv_blob *blob);
 /* A part request is over (answered or dropped): its part is hashed into the file's MD5 as
  * parts arrive; a part it did not commit leaves a gap that the hash steps over. Aborts the
  * blob. */
