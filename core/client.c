@@ -225,6 +225,11 @@ const char *up_client_base(const up_client *c)
 	return c->base;
 }
 
+void up_client_away(const up_client *c, struct up_away *out)
+{
+	up_http_away(c->http, out);
+}
+
 bool up_client_files_only(up_client *c)
 {
 	return atomic_load(&c->files_only);

@@ -28,6 +28,8 @@ struct up_http {
 	unsigned timeout;
 	unsigned retry_window;
 	char *ca_file; /* NULL: libcurl's default */
+	pthread_mutex_t away_mu; /* guards away; a leaf lock, never held over I/O */
+	struct up_away away;
 	up_log_fn log;
 	void *log_ud;
 	enum up_log_level level;
@@ -84,6 +86,7 @@ int up_http_new(const struct up_http_opts *o, struct up_http **out)
 	h->level = o->level;
 	atomic_init(&h->seed, (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)h);
 	pthread_mutex_init(&h->idle_mu, NULL);
+	pthread_mutex_init(&h->away_mu, NULL);
 	for (int i = 0; i < LOCK_TYPES; i++)
 		pthread_mutex_init(&h->share_mu[i], NULL);
 	int rc = 0;
@@ -154,6 +157,7 @@ void up_http_free(struct up_http *h)
 	for (int i = 0; i < LOCK_TYPES; i++)
 		pthread_mutex_destroy(&h->share_mu[i]);
 	pthread_mutex_destroy(&h->idle_mu);
+	pthread_mutex_destroy(&h->away_mu);
 	free(h);
 }
 
@@ -510,6 +514,43 @@ static struct curl_slist *request_headers(struct up_http *h, const struct up_htt
 	return l;
 }
 
+static double wall_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A request waits `wait` s to try a server that is away again. */
+static void away(struct up_http *h, double wait, const char *why)
+{
+	double now = wall_s();
+	pthread_mutex_lock(&h->away_mu);
+	if (!h->away.away) {
+		h->away.away = true;
+		h->away.since = now;
+	}
+	h->away.retry_at = now + wait;
+	size_t n = strnlen(why, sizeof h->away.error - 1);
+	memcpy(h->away.error, why, n);
+	h->away.error[n] = '\0';
+	pthread_mutex_unlock(&h->away_mu);
+}
+
+static void back(struct up_http *h)
+{
+	pthread_mutex_lock(&h->away_mu);
+	h->away.away = false;
+	pthread_mutex_unlock(&h->away_mu);
+}
+
+void up_http_away(struct up_http *h, struct up_away *out)
+{
+	pthread_mutex_lock(&h->away_mu);
+	*out = h->away;
+	pthread_mutex_unlock(&h->away_mu);
+}
+
 int up_http_do(struct up_http *h, const struct up_http_req *r, struct up_http_resp *resp,
 	       struct up_error *err)
 {
@@ -538,6 +579,9 @@ int up_http_do(struct up_http *h, const struct up_http_req *r, struct up_http_re
 		long ms =
 		    (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
 		bool retry, outage;
+		if (code == CURLE_OK && resp->status != 502 && resp->status != 503 &&
+		    resp->status != 504)
+			back(h); /* it answers */
 		if (code == CURLE_OK && resp->status >= 200 && resp->status < 300) {
 			up_http_log(h, UP_LOG_DEBUG, "<- %d %s %s (%ld ms)", resp->status,
 				    r->method, r->path, ms);
@@ -608,6 +652,8 @@ int up_http_do(struct up_http *h, const struct up_http_req *r, struct up_http_re
 				    "more)",
 				    r->method, r->path, err ? err->message : "failed", attempt + 1,
 				    wait, left - wait);
+		if (outage)
+			away(h, wait, err ? err->message : "failed");
 		free(resp->body);
 		memset(resp, 0, sizeof *resp);
 		sleep_s(wait);

@@ -25,6 +25,8 @@ struct up_http_opts {
 };
 
 int up_http_new(const struct up_http_opts *o, struct up_http **out);
+/* The outage the retries are waiting out, if any (uploadfs.h: up_client_away). */
+void up_http_away(struct up_http *h, struct up_away *out);
 void up_http_free(struct up_http *h);
 
 /* Reads n bytes at off (within the part) from any kind of source: the count, or -errno. */

@@ -64,6 +64,17 @@ void up_client_free(up_client *c);
 /* The base URL in use, e.g. "http://127.0.0.1:8080/v1". */
 const char *up_client_base(const up_client *c);
 
+/* Whether the server is away: a request that failed for want of it (no connection, a reset,
+ * a stall, 502/503/504) is waiting to be tried again. Cleared by the next answer the
+ * server gives. Times are seconds since the epoch. */
+struct up_away {
+	bool away;
+	double since;	 /* the first failure of this outage */
+	double retry_at; /* when a request tries again next */
+	char error[256]; /* the last failure */
+};
+void up_client_away(const up_client *c, struct up_away *out);
+
 /* ---- objects ---- */
 
 struct up_file {

@@ -193,6 +193,20 @@ static int render(struct view *v, const char *txt, double t)
 		       (unsigned long long)u64(root, "uploading"),
 		       (unsigned long long)u64(root, "pending"),
 		       (unsigned long long)u64(root, "failed"));
+		json_object *aw;
+		if (json_object_object_get_ex(root, "server_away", &aw) && aw) {
+			struct timespec ts; /* the mount's times are wall-clock */
+			clock_gettime(CLOCK_REALTIME, &ts);
+			double wall = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+			json_object *x;
+			double since = json_object_object_get_ex(aw, "since", &x)
+					   ? json_object_get_double(x) : wall;
+			double at = json_object_object_get_ex(aw, "retry_at", &x)
+					? json_object_get_double(x) : wall;
+			printf("waiting for the server, retry in %.0f s (away for %.0f s: %s)\n",
+			       at > wall ? at - wall : 0.0, wall > since ? wall - since : 0.0,
+			       str(aw, "error") ? str(aw, "error") : "?");
+		}
 		for (size_t i = 0; i < n; i++)
 			render_one(v, json_object_array_get_idx(list, i), t);
 		if (u64(root, "more"))

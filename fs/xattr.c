@@ -119,6 +119,16 @@ static char *mount_status(struct uf_mount *m)
 	json_object_object_add(root, "uploading", json_object_new_uint64(counts[UF_UPLOADING]));
 	json_object_object_add(root, "failed", json_object_new_uint64(counts[UF_FAILED]));
 	json_object_object_add(root, "more", json_object_new_uint64(more));
+	struct up_away aw;
+	up_client_away(m->client, &aw);
+	if (aw.away) {
+		/* the retries are waiting the server out: since when, the next try, and why */
+		json_object *w = json_object_new_object();
+		json_object_object_add(w, "since", json_object_new_double(aw.since));
+		json_object_object_add(w, "retry_at", json_object_new_double(aw.retry_at));
+		json_object_object_add(w, "error", json_object_new_string(aw.error));
+		json_object_object_add(root, "server_away", w);
+	}
 	json_object_object_add(root, "uploads", list);
 	const char *txt = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
 	char *out = txt ? strdup(txt) : NULL;

@@ -97,11 +97,21 @@ teardown() {
 	cpid=$!
 	sleep 1
 	stop_server
-	sleep 60
+	sleep 30
+	# meanwhile status says so, when it tries next, and why
+	run "$UPLOADFS" status "$MNT"
+	[ "$status" = 0 ]
+	[[ "${lines[1]}" =~ ^waiting\ for\ the\ server,\ retry\ in\ [0-9]+\ s\ \(away\ for\ [0-9]+\ s:\ .*onnect ]]
+	run "$UPLOADFS" status --json "$MNT"
+	jq -e '.server_away.since < .server_away.retry_at and (.server_away.error | length > 0)' <<<"$output"
+	sleep 30
 	restart_server --allow-downloads
 	wait "$cpid"
 	[ "$(remote_md5 w)" = "$(md5_of "$BATS_TEST_TMPDIR/w")" ]
 	grep -q 'the server is away' "$BATS_TEST_TMPDIR/fs.log"
+	# back: the status no longer says it waits
+	run "$UPLOADFS" status --json "$MNT"
+	jq -e 'has("server_away") | not' <<<"$output"
 }
 
 @test "an outage longer than retry_window fails the cp with the connection's error" {
