@@ -367,7 +367,10 @@ static void form_field(struct req *r, char *dst, const char *data, uint64_t off,
 static void blob_data(struct req *r, const char *data, uint64_t off, size_t size, uint64_t max,
 		      const char *param)
 {
-	if (off == 0 && ++r->nblob_fields > 1) {
+	/* A field begins at offset 0; libmicrohttpd may call more than once at offset 0 for
+	 * one field (with no bytes first) when its bytes arrive in separate reads, so only an
+	 * offset 0 after bytes were taken is a second field. */
+	if (off == 0 && (r->nblob_fields == 0 || r->nbytes > 0) && ++r->nblob_fields > 1) {
 		fail(r, 400, param, "Exactly one '%s' field is allowed", param);
 		return;
 	}
