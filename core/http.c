@@ -259,6 +259,12 @@ struct attempt {
 	char retry_after[64];
 	char should_retry[8];
 	char curl_err[CURL_ERROR_SIZE]; /* libcurl's detail of a failure ("" if none) */
+	/* a download resumed: the bytes already in out_fd from earlier tries, asked for from
+	 * there with a Range; restart: the server sent it all again instead (out_fd was
+	 * rewound to out_start) */
+	uint64_t resume;
+	off_t out_start;
+	bool restart;
 };
 
 static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
@@ -298,6 +304,15 @@ static size_t on_write(char *buf, size_t size, size_t nitems, void *ud)
 {
 	struct attempt *a = ud;
 	size_t n = size * nitems;
+	if (a->out_fd >= 0 && a->resume && a->resp->status == 200 && !a->restart) {
+		/* the whole file instead of the range asked for: start the target over */
+		a->restart = true;
+		if (a->out_start < 0 || ftruncate(a->out_fd, a->out_start) < 0 ||
+		    lseek(a->out_fd, a->out_start, SEEK_SET) != a->out_start) {
+			a->write_err = a->out_start < 0 ? ESPIPE : errno;
+			return 0;
+		}
+	}
 	if (a->out_fd >= 0 && a->resp->status >= 200 && a->resp->status < 300) {
 		for (size_t done = 0; done < n;) {
 			ssize_t w = write(a->out_fd, buf + done, n - done);
@@ -441,6 +456,9 @@ static CURLcode perform(struct up_http *h, CURL *e, const struct up_http_req *r,
 	}
 	a->curl_err[0] = '\0';
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, a->curl_err);
+	char range[32];
+	snprintf(range, sizeof range, "%llu-", (unsigned long long)a->resume);
+	curl_easy_setopt(e, CURLOPT_RANGE, a->resume ? range : NULL);
 	CURLcode code = curl_easy_perform(e);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
 	curl_mime_free(mime);
@@ -569,8 +587,13 @@ int up_http_do(struct up_http *h, const struct up_http_req *r, struct up_http_re
 
 	int rc = 0;
 	double first_failure = -1;
+	uint64_t kept = 0; /* a download's bytes in out_fd from the tries before */
 	for (unsigned attempt = 0;; attempt++) {
-		struct attempt a = {.resp = resp, .out_fd = r->out_fd, .timeout = h->timeout};
+		struct attempt a = {.resp = resp,
+				    .out_fd = r->out_fd,
+				    .timeout = h->timeout,
+				    .resume = kept,
+				    .out_start = out_start};
 		struct source_ctx src = {.src = r->part};
 		struct timespec t0, t1;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -585,8 +608,23 @@ int up_http_do(struct up_http *h, const struct up_http_req *r, struct up_http_re
 		if (code == CURLE_OK && resp->status >= 200 && resp->status < 300) {
 			up_http_log(h, UP_LOG_DEBUG, "<- %d %s %s (%ld ms)", resp->status,
 				    r->method, r->path, ms);
+			if (!a.restart)
+				resp->written += kept; /* the bytes of the tries before */
 			rc = 0;
 			break;
+		}
+		if (a.resume && code == CURLE_OK && resp->status == 416) {
+			/* the range asked for is past the file's end: it changed, start over */
+			if (!rewind_out(r->out_fd, out_start, kept)) {
+				rc = up_error_set(err, -ESPIPE, 416,
+						  "the file changed while it was downloaded");
+				break;
+			}
+			kept = 0;
+			attempt--;
+			free(resp->body);
+			memset(resp, 0, sizeof *resp);
+			continue;
 		}
 		if (code == CURLE_OK) {
 			rc = up_error_from_response(err, resp->status, resp->body, resp->len,
@@ -639,9 +677,14 @@ int up_http_do(struct up_http *h, const struct up_http_req *r, struct up_http_re
 				strcmp(r->method, "POST") == 0 && !cancel;
 		if (!counted && windowed && wait > left)
 			wait = left; /* the last try at the window's end */
-		if (!retry || !(counted || windowed) ||
-		    !rewind_out(r->out_fd, out_start, resp->written))
+		if (!retry || !(counted || windowed))
 			break;
+		/* a download cut short goes on from where it stopped (a Range) */
+		if (r->out_fd >= 0)
+			kept = (a.restart ? 0 : kept) + resp->written;
+		if (kept)
+			up_http_log(h, UP_LOG_DEBUG, "%s %s: resuming at byte %llu", r->method,
+				    r->path, (unsigned long long)kept);
 		if (counted)
 			up_http_log(h, UP_LOG_WARN, "%s %s: %s; retry %u of %d in %.2f s",
 				    r->method, r->path, err ? err->message : "failed", attempt + 1,

@@ -640,16 +640,25 @@ static int run_json_route(struct req *r, json_object **out, struct srv_err *e)
 	return rc;
 }
 
-/* A download of content in several pieces, read through this process. */
+/* A download read through this process: content in several pieces, a range of it, or
+ * one to cut short (--cut-downloads). */
 struct reading {
 	struct srv_store *st;
 	struct srv_download d;
+	uint64_t start;	  /* the first byte sent (a range) */
+	uint64_t cut_at; /* 0: never; else the body ends with an error after this many bytes */
 };
 
 static ssize_t read_content(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct reading *rd = cls;
-	ssize_t n = srv_content_pread(rd->d.content, buf, max, pos);
+	if (rd->cut_at) {
+		if (pos >= rd->cut_at)
+			return MHD_CONTENT_READER_END_WITH_ERROR; /* injected: a lost connection */
+		if (max > rd->cut_at - pos)
+			max = (size_t)(rd->cut_at - pos);
+	}
+	ssize_t n = srv_content_pread(rd->d.content, buf, max, rd->start + pos);
 	if (n == 0)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	if (n < 0) {
@@ -667,6 +676,46 @@ static void end_reading(void *cls)
 	free(rd);
 }
 
+/* A single range of a Range header, as RFC 9110 says: "bytes=A-B", "bytes=A-", "bytes=-N".
+ * 1: [*a, *b] to send; 0: no usable range (absent, several, malformed: send it all);
+ * -1: none of it is in the file (416). */
+static int parse_range(const char *h, uint64_t size, uint64_t *a, uint64_t *b)
+{
+	if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
+		return 0;
+	const char *p = h + 6, *dash = strchr(p, '-');
+	if (!dash)
+		return 0;
+	uint64_t x = 0, y = 0;
+	bool hx = false, hy = false;
+	for (const char *q = p; q < dash; q++, hx = true) {
+		if (*q < '0' || *q > '9' || x > (UINT64_MAX - 9) / 10)
+			return 0;
+		x = x * 10 + (uint64_t)(*q - '0');
+	}
+	for (const char *q = dash + 1; *q; q++, hy = true) {
+		if (*q < '0' || *q > '9' || y > (UINT64_MAX - 9) / 10)
+			return 0;
+		y = y * 10 + (uint64_t)(*q - '0');
+	}
+	if (!hx && !hy)
+		return 0;
+	if (!hx) { /* the last y bytes */
+		if (y == 0 || size == 0)
+			return -1;
+		*a = y >= size ? 0 : size - y;
+		*b = size - 1;
+		return 1;
+	}
+	if (hy && y < x)
+		return 0;
+	if (x >= size)
+		return -1;
+	*a = x;
+	*b = hy && y < size ? y : size - 1;
+	return 1;
+}
+
 static enum MHD_Result answer_content(struct req *r, struct MHD_Connection *c)
 {
 	struct srv_err e;
@@ -678,17 +727,36 @@ static enum MHD_Result answer_content(struct req *r, struct MHD_Connection *c)
 		free(rd);
 		return respond_err(r, c, &e);
 	}
-	uint64_t bytes = srv_content_bytes(rd->d.content);
+	uint64_t size = srv_content_bytes(rd->d.content), a = 0, b = size ? size - 1 : 0;
+	int ranged = parse_range(
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE), size, &a, &b);
+	char cr[96];
+	if (ranged < 0) {
+		end_reading(rd);
+		struct MHD_Response *resp =
+		    MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+		if (!resp)
+			return MHD_NO;
+		snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)size);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+		r->status = 416;
+		enum MHD_Result ret = MHD_queue_response(c, 416, resp);
+		MHD_destroy_response(resp);
+		return ret;
+	}
+	uint64_t len = ranged ? b - a + 1 : size;
+	rd->start = ranged ? a : 0;
+	rd->cut_at = r->h->cfg.cut_downloads;
 	/* One piece is sent from its fd with sendfile: no copy through this process. */
-	int fd = srv_content_one_fd(rd->d.content);
+	int fd = rd->cut_at ? -1 : srv_content_one_fd(rd->d.content);
 	struct MHD_Response *resp;
 	if (fd >= 0) {
 		end_reading(rd);
-		resp = MHD_create_response_from_fd64(bytes, fd);
+		resp = MHD_create_response_from_fd_at_offset64(len, fd, (int64_t)(ranged ? a : 0));
 		if (!resp)
 			close(fd);
 	} else {
-		resp = MHD_create_response_from_callback(bytes, 256 << 10, read_content, rd,
+		resp = MHD_create_response_from_callback(len, 256 << 10, read_content, rd,
 							 end_reading);
 		if (!resp)
 			end_reading(rd);
@@ -696,8 +764,14 @@ static enum MHD_Result answer_content(struct req *r, struct MHD_Connection *c)
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
-	r->status = 200;
-	enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+	if (ranged) {
+		snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)a,
+			 (unsigned long long)b, (unsigned long long)size);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+	}
+	r->status = ranged ? 206 : 200;
+	enum MHD_Result ret = MHD_queue_response(c, (unsigned)r->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
 }

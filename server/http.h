@@ -30,6 +30,7 @@ struct srv_http_config {
 	enum srv_fail_kind fail_kind;
 	unsigned latency_ms;
 	bool no_uploads;
+	uint64_t cut_downloads; /* >0: every content response ends, cut, after this many bytes */
 	int log_fd; /* -1: no request log */
 	uint64_t max_part_bytes;
 	uint64_t max_file_bytes;

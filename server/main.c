@@ -28,6 +28,7 @@ struct options {
 	enum srv_fail_kind fail_kind;
 	unsigned latency_ms;
 	bool no_uploads;
+	uint64_t cut_downloads;
 	const char *log_requests;
 	const char *tls_cert, *tls_key; /* PEM files; both or neither */
 };
@@ -53,6 +54,7 @@ static void usage(FILE *f)
 		"  --seed N                  seed for the fault choices (1)\n"
 		"  --latency-ms N            delay added to every response (0)\n"
 		"  --no-uploads              answer /v1/uploads* with 404 (a Files-only server)\n"
+		"  --cut-downloads SIZE      cut every file content response after SIZE bytes\n"
 		"  --log-requests FILE       one JSON line per request, keys redacted\n"
 		"  --tls-cert FILE           serve HTTPS with this PEM certificate (chain)\n"
 		"  --tls-key FILE            ... and this PEM private key (mode 0600 or 0400)\n"
@@ -87,6 +89,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		O_NO_UPLOADS,
 		O_LOG,
 		O_TLS_CERT,
+		O_CUT_DL,
 		O_TLS_KEY
 	};
 	static const struct option longopts[] = {
@@ -107,6 +110,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"no-uploads", no_argument, NULL, O_NO_UPLOADS},
 	    {"log-requests", required_argument, NULL, O_LOG},
 	    {"tls-cert", required_argument, NULL, O_TLS_CERT},
+	    {"cut-downloads", required_argument, NULL, O_CUT_DL},
 	    {"tls-key", required_argument, NULL, O_TLS_KEY},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
@@ -191,6 +195,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case O_LOG:
 			o->log_requests = optarg;
+			break;
+		case O_CUT_DL:
+			if (up_parse_size(optarg, &o->cut_downloads) < 0 || o->cut_downloads == 0)
+				return bad(name, optarg, "expected a size such as 2M");
 			break;
 		case O_TLS_CERT:
 			o->tls_cert = optarg;
@@ -348,6 +356,7 @@ int main(int argc, char **argv)
 	    .fail_kind = o.fail_kind,
 	    .latency_ms = o.latency_ms,
 	    .no_uploads = o.no_uploads,
+	    .cut_downloads = o.cut_downloads,
 	    .log_fd = log_fd,
 	    .max_part_bytes = o.lim.max_part_bytes,
 	    .max_file_bytes = o.lim.max_file_bytes,

@@ -194,3 +194,35 @@ teardown() {
 	wait "$dl"
 	cmp "$BATS_TEST_TMPDIR/got" "$BATS_TEST_TMPDIR/big"
 }
+
+@test "Range on content: a single range is 206 with Content-Range, a suffix, an open end, past the end 416, several ranges the whole" {
+	fid=$(upload_file "$BATS_TEST_TMPDIR/small" batch)
+	range() { curl -sS -r "$1" -D "$BATS_TEST_TMPDIR/h" -o "$BATS_TEST_TMPDIR/got" -w '%{http_code}' "$BASE/files/$fid/content"; }
+	[ "$(range 100-199)" = 206 ]
+	cmp "$BATS_TEST_TMPDIR/got" <(tail -c +101 "$BATS_TEST_TMPDIR/small" | head -c 100)
+	grep -qi '^content-range: bytes 100-199/12345' "$BATS_TEST_TMPDIR/h"
+	[ "$(range -45)" = 206 ]
+	cmp "$BATS_TEST_TMPDIR/got" <(tail -c 45 "$BATS_TEST_TMPDIR/small")
+	[ "$(range 12000-)" = 206 ]
+	cmp "$BATS_TEST_TMPDIR/got" <(tail -c +12001 "$BATS_TEST_TMPDIR/small")
+	[ "$(range 12000-99999)" = 206 ] # an end past the file is the file's end
+	grep -qi '^content-range: bytes 12000-12344/12345' "$BATS_TEST_TMPDIR/h"
+	[ "$(range 12345-)" = 416 ]
+	grep -qi '^content-range: bytes \*/12345' "$BATS_TEST_TMPDIR/h"
+	[ "$(range 0-9,20-29)" = 200 ]
+	cmp "$BATS_TEST_TMPDIR/got" "$BATS_TEST_TMPDIR/small"
+	grep -qi '^accept-ranges: bytes' "$BATS_TEST_TMPDIR/h"
+}
+
+@test "Range across the parts of a completed upload's content" {
+	head -c 3000000 /dev/urandom >"$BATS_TEST_TMPDIR/big"
+	split -b 1000000 -a 1 "$BATS_TEST_TMPDIR/big" "$BATS_TEST_TMPDIR/piece."
+	up=$(new_upload 3000000)
+	ids=()
+	for p in "$BATS_TEST_TMPDIR"/piece.*; do ids+=("$(add_part "$up" "$p")"); done
+	complete "$up" "$(md5_of "$BATS_TEST_TMPDIR/big")" "${ids[@]}"
+	fid=$(jq -r .file.id <<<"$body")
+	# from the middle of the first part to the middle of the third
+	curl -sS -r 999000-2000999 "$BASE/files/$fid/content" | cmp - <(tail -c +999001 "$BATS_TEST_TMPDIR/big" | head -c 1002000)
+	curl -sS -r 2000000- "$BASE/files/$fid/content" | cmp - "$BATS_TEST_TMPDIR/piece.c"
+}
