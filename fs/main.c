@@ -4,6 +4,7 @@
 #include "meta.h"
 #include "parse.h"
 #include "listing.h"
+#include "purpose.h"
 #include "recover.h"
 #include "statuscmd.h"
 
@@ -145,9 +146,9 @@ static int check_options(struct raw_opts *r, struct uf_config *c)
 			      "a key never goes on the command line; use "
 			      "api_key_file=PATH (mode 0600) or $OPENAI_API_KEY");
 	c->purpose = strdup(r->purpose ? r->purpose : "assistants");
-	if (!uf_purpose_valid(c->purpose))
-		return refuse("purpose", c->purpose,
-			      "expected assistants, batch, fine-tune, vision, user_data or evals");
+	char names[UP_PURPOSE_NAMES_MAX];
+	if (!up_purpose_valid(c->purpose))
+		return refuse("purpose", c->purpose, up_purpose_names(names, false));
 	c->part_size = UP_DEFAULT_PART;
 	if (r->part_size) {
 		if (up_parse_size(r->part_size, &v) < 0 || v < (1u << 20) || v > UP_MAX_PART)

@@ -4,17 +4,6 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const purposes[] = {"assistants", "batch",	  "fine-tune",
-				       "vision",     "user_data", "evals"};
-
-bool uf_purpose_valid(const char *p)
-{
-	for (size_t i = 0; i < sizeof purposes / sizeof purposes[0]; i++)
-		if (strcmp(p, purposes[i]) == 0)
-			return true;
-	return false;
-}
-
 const char *uf_effective_purpose(struct uf_mount *m, const struct uf_node *n)
 {
 	if (n->x_purpose)

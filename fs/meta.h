@@ -12,6 +12,5 @@ const char *uf_effective_purpose(struct uf_mount *m, const struct uf_node *n);
 const char *uf_effective_mime(const struct uf_node *n, char *buf, size_t len);
 /* The MIME type of a name (a path's last component) by its extension. */
 const char *uf_mime_of_name(const char *name, char *buf, size_t len);
-bool uf_purpose_valid(const char *p);
 
 #endif

@@ -2,6 +2,7 @@
  * on a directory, the default below it), and the read-only user.upload.* status. */
 #include "lifecycle.h"
 #include "meta.h"
+#include "purpose.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -226,11 +227,10 @@ static int set_meta(struct uf_mount *m, struct uf_node *n, const char *name, con
 		}
 		if (!(v = strndup(value, size)))
 			return -ENOMEM;
-		if (purpose && !uf_purpose_valid(v)) {
-			uf_log(m, UF_WARN,
-			       "%s: '%s' is not a purpose (assistants, batch, fine-tune, vision, "
-			       "user_data, evals)",
-			       n->name, v);
+		char names[UP_PURPOSE_NAMES_MAX];
+		if (purpose && !up_purpose_valid(v)) {
+			uf_log(m, UF_WARN, "%s: '%s' is not a purpose (%s)", n->name, v,
+			       up_purpose_names(names, false));
 			free(v);
 			return -EINVAL;
 		}

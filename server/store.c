@@ -3,6 +3,7 @@
 #include "atomicfile.h"
 #include "content.h"
 #include "ids.h"
+#include "purpose.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -38,10 +39,6 @@
 enum upload_status { U_PENDING, U_COMPLETED, U_CANCELLED, U_EXPIRED };
 static const char *const status_names[] = {"pending", "completed", "cancelled", "expired"};
 
-static const char *const purposes[] = {"assistants", "batch",	  "fine-tune",
-				       "vision",     "user_data", "evals"};
-/* OpenAI serves content only for these of the purposes a client can upload with. */
-static const char *const downloadable[] = {"batch", "vision"};
 
 struct part {
 	char id[SRV_ID_MAX];
@@ -172,7 +169,6 @@ static bool in_list(const char *s, const char *const *list, size_t n)
 	return false;
 }
 
-#define IN_LIST(s, arr) in_list((s), (arr), sizeof(arr) / sizeof((arr)[0]))
 
 static int vec_push(struct vec *v, void *p)
 {
@@ -328,11 +324,10 @@ static int check_purpose(const char *p, struct srv_err *err)
 	if (!p)
 		return srv_err_set(err, EINVAL, 400, "purpose",
 				   "Missing required parameter: 'purpose'.");
-	if (!IN_LIST(p, purposes))
-		return srv_err_set(err, EINVAL, 400, "purpose",
-				   "'%.64s' is not one of ['assistants', 'batch', 'fine-tune', "
-				   "'vision', 'user_data', 'evals'] - 'purpose'",
-				   p);
+	char names[UP_PURPOSE_NAMES_MAX];
+	if (!up_purpose_valid(p))
+		return srv_err_set(err, EINVAL, 400, "purpose", "'%.64s' is not one of [%s] - 'purpose'",
+				   p, up_purpose_names(names, true));
 	return 0;
 }
 
@@ -1493,7 +1488,7 @@ int srv_download_open(struct srv_store *st, const char *file_id, struct srv_down
 	d->file = NULL;
 	pthread_mutex_lock(&st->mu);
 	int rc = file_lookup(st, file_id, &f, NULL, err);
-	if (rc == 0 && !st->lim.allow_downloads && !IN_LIST(f->purpose, downloadable))
+	if (rc == 0 && !st->lim.allow_downloads && !up_purpose_downloadable(f->purpose))
 		rc = srv_err_set(err, EACCES, 400, NULL,
 				 "Not allowed to download files of purpose: %s", f->purpose);
 	char path[4096];
@@ -1580,7 +1575,7 @@ static struct file *file_from_json(json_object *o)
 	const char *id = jstr(o, "id"), *fn = jstr(o, "filename"), *purpose = jstr(o, "purpose");
 	int64_t bytes, created;
 	struct file *f = NULL;
-	if (!id || !fn || !purpose || !IN_LIST(purpose, purposes) || !jint(o, "bytes", &bytes) ||
+	if (!id || !fn || !purpose || !up_purpose_valid(purpose) || !jint(o, "bytes", &bytes) ||
 	    bytes < 0 || !jint(o, "created_at", &created) || !(f = calloc(1, sizeof *f)))
 		return NULL;
 	if (!srv_id_parse("file-", id, &f->seq) || !(f->filename = strdup(fn))) {
@@ -1603,7 +1598,7 @@ static struct upload *upload_from_json(json_object *o)
 	const char *mime = jstr(o, "mime_type"), *status = jstr(o, "status");
 	int64_t bytes, created, expires;
 	struct upload *u = NULL;
-	if (!id || !fn || !purpose || !IN_LIST(purpose, purposes) || !mime || !status ||
+	if (!id || !fn || !purpose || !up_purpose_valid(purpose) || !mime || !status ||
 	    !jint(o, "bytes", &bytes) || bytes < 0 || !jint(o, "created_at", &created) ||
 	    !jint(o, "expires_at", &expires) || !(u = calloc(1, sizeof *u)))
 		return NULL;

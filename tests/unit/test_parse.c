@@ -1,9 +1,11 @@
 /* Sizes, counts and fractions as a user types them. */
 #include "check.h"
 #include "parse.h"
+#include "purpose.h"
 
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 
 CASE(sizes_with_suffixes)
 {
@@ -49,4 +51,18 @@ CASE(counts_and_fractions)
 	CHECK(up_parse_double("", &d) == -EINVAL);
 }
 
-CHECK_MAIN(T(sizes_with_suffixes), T(sizes_rejected), T(counts_and_fractions))
+CASE(one_purpose_list)
+{
+	char names[UP_PURPOSE_NAMES_MAX];
+	CHECK(strcmp(up_purpose_names(names, false),
+		     "assistants, batch, fine-tune, vision, user_data, evals") == 0);
+	CHECK(strcmp(up_purpose_names(names, true),
+		     "'assistants', 'batch', 'fine-tune', 'vision', 'user_data', 'evals'") == 0);
+	CHECK(up_purpose_valid("fine-tune") && up_purpose_valid("evals"));
+	CHECK(!up_purpose_valid("fine_tune") && !up_purpose_valid("") && !up_purpose_valid(NULL));
+	CHECK(up_purpose_downloadable("batch") && up_purpose_downloadable("vision"));
+	CHECK(!up_purpose_downloadable("fine-tune") && !up_purpose_downloadable("user_data"));
+}
+
+CHECK_MAIN(T(sizes_with_suffixes), T(sizes_rejected), T(counts_and_fractions),
+	   T(one_purpose_list))
