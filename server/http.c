@@ -86,15 +86,11 @@ static int fail(struct req *r, int status, const char *param, const char *fmt, .
 static int fail(struct req *r, int status, const char *param, const char *fmt, ...)
 {
 	if (r->failed)
-		return -EINVAL;
+		return -EINVAL; /* the first failure is the one answered */
 	r->failed = true;
-	r->err.status = status;
-	r->err.type = status >= 500 ? "server_error" : "invalid_request_error";
-	snprintf(r->err.param, sizeof r->err.param, "%s", param ? param : "");
-	r->err.code = NULL;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(r->err.message, sizeof r->err.message, fmt, ap);
+	srv_err_vset(&r->err, EINVAL, status, param, fmt, ap);
 	va_end(ap);
 	return -EINVAL;
 }

@@ -4,6 +4,7 @@
 #include "content.h"
 #include "ids.h"
 #include "purpose.h"
+#include "request.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -29,12 +30,9 @@
  * A record is written after the bytes it describes, so a crash leaves at worst an orphan
  * blob or tmp file, which the next start removes. */
 
-#define FILE_MAX_NAME 4096
 /* Per read of a part being hashed. */
 #define HASH_BUF      (128u << 10)
 #define BATCH_EXPIRY  2592000 /* 30 days: OpenAI's default for purpose=batch */
-#define EXPIRY_MIN    3600
-#define EXPIRY_MAX    2592000
 
 enum upload_status { U_PENDING, U_COMPLETED, U_CANCELLED, U_EXPIRED };
 static const char *const status_names[] = {"pending", "completed", "cancelled", "expired"};
@@ -121,33 +119,6 @@ struct srv_store {
 
 /* ---- errors ---- */
 
-int srv_err_set(struct srv_err *err, int errno_code, int status, const char *param, const char *fmt,
-		...)
-{
-	err->status = status;
-	err->type = status >= 500 ? "server_error" : "invalid_request_error";
-	snprintf(err->param, sizeof err->param, "%s", param ? param : "");
-	err->code = NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err->message, sizeof err->message, fmt, ap);
-	va_end(ap);
-	return -errno_code;
-}
-
-json_object *srv_err_json(const struct srv_err *err)
-{
-	json_object *e = json_object_new_object();
-	json_object_object_add(e, "message", json_object_new_string(err->message));
-	json_object_object_add(e, "type", json_object_new_string(err->type));
-	json_object_object_add(e, "param",
-			       err->param[0] ? json_object_new_string(err->param) : NULL);
-	json_object_object_add(e, "code", err->code ? json_object_new_string(err->code) : NULL);
-	json_object *root = json_object_new_object();
-	json_object_object_add(root, "error", e);
-	return root;
-}
-
 static int disk_err(struct srv_err *err, int e, const char *what)
 {
 	fprintf(stderr, "uploadfs-server: %s: %s\n", what, strerror(e));
@@ -160,15 +131,6 @@ static int64_t now_s(void)
 {
 	return (int64_t)time(NULL);
 }
-
-static bool in_list(const char *s, const char *const *list, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(s, list[i]) == 0)
-			return true;
-	return false;
-}
-
 
 static int vec_push(struct vec *v, void *p)
 {
@@ -261,86 +223,6 @@ static int write_json_atomic(const char *path, json_object *obj)
 	size_t len;
 	const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
 	return up_write_file_atomic(path, s, len, false);
-}
-
-static bool valid_utf8(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		unsigned c = s[i];
-		size_t len;
-		uint32_t cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			len = 2;
-			cp = c & 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			len = 3;
-			cp = c & 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			len = 4;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (i + len > n)
-			return false;
-		for (size_t k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-		    (len == 4 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += len;
-	}
-	return true;
-}
-
-/* A filename is data: any UTF-8 text without control characters, up to 4 KiB. It is kept
- * in JSON records and never used to build a path. */
-static int check_filename(const char *name, size_t len, const char *param, struct srv_err *err)
-{
-	if (len == 0)
-		return srv_err_set(err, EINVAL, 400, param, "filename must not be empty");
-	if (len > FILE_MAX_NAME)
-		return srv_err_set(err, EINVAL, 400, param,
-				   "filename is too long (%zu bytes; the maximum is %d)", len,
-				   FILE_MAX_NAME);
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
-			return srv_err_set(err, EINVAL, 400, param,
-					   "filename must not contain control characters");
-	if (!valid_utf8((const unsigned char *)name, len))
-		return srv_err_set(err, EINVAL, 400, param, "filename must be valid UTF-8");
-	return 0;
-}
-
-static int check_purpose(const char *p, struct srv_err *err)
-{
-	if (!p)
-		return srv_err_set(err, EINVAL, 400, "purpose",
-				   "Missing required parameter: 'purpose'.");
-	char names[UP_PURPOSE_NAMES_MAX];
-	if (!up_purpose_valid(p))
-		return srv_err_set(err, EINVAL, 400, "purpose", "'%.64s' is not one of [%s] - 'purpose'",
-				   p, up_purpose_names(names, true));
-	return 0;
-}
-
-static int check_expiry(const char *anchor, int64_t seconds, struct srv_err *err)
-{
-	if (!anchor || strcmp(anchor, "created_at") != 0)
-		return srv_err_set(err, EINVAL, 400, "expires_after.anchor",
-				   "expires_after.anchor must be 'created_at'");
-	if (seconds < EXPIRY_MIN || seconds > EXPIRY_MAX)
-		return srv_err_set(err, EINVAL, 400, "expires_after.seconds",
-				   "expires_after.seconds must be between %d and %d", EXPIRY_MIN,
-				   EXPIRY_MAX);
-	return 0;
 }
 
 static int64_t file_expiry(const char *purpose, int64_t created_at, int64_t expires_after)
@@ -554,107 +436,26 @@ static void sweep(struct srv_store *st)
 
 /* ---- uploads ---- */
 
-static int json_unknown_key(json_object *req, const char *const *known, size_t n,
-			    struct srv_err *err)
-{
-	json_object_object_foreach(req, key, val)
-	{
-		(void)val;
-		if (!in_list(key, known, n))
-			return srv_err_set(err, EINVAL, 400, key,
-					   "Unrecognized request argument supplied: %.64s", key);
-	}
-	return 0;
-}
-
-static int json_req_string(json_object *req, const char *key, const char **out, size_t *len,
-			   struct srv_err *err)
-{
-	json_object *v;
-	if (!json_object_object_get_ex(req, key, &v) || !v)
-		return srv_err_set(err, EINVAL, 400, key, "Missing required parameter: '%s'.", key);
-	if (!json_object_is_type(v, json_type_string))
-		return srv_err_set(err, EINVAL, 400, key,
-				   "Invalid type for '%s': expected a string.", key);
-	*out = json_object_get_string(v);
-	if (len)
-		*len = (size_t)json_object_get_string_len(v);
-	return 0;
-}
-
-static int parse_expires_after(json_object *req, int64_t *seconds, struct srv_err *err)
-{
-	json_object *ea;
-	*seconds = 0;
-	if (!json_object_object_get_ex(req, "expires_after", &ea) || !ea)
-		return 0;
-	json_object *anchor = NULL, *secs = NULL;
-	if (!json_object_is_type(ea, json_type_object) ||
-	    !json_object_object_get_ex(ea, "anchor", &anchor) ||
-	    !json_object_object_get_ex(ea, "seconds", &secs) ||
-	    !json_object_is_type(anchor, json_type_string) ||
-	    !json_object_is_type(secs, json_type_int))
-		return srv_err_set(err, EINVAL, 400, "expires_after",
-				   "expires_after must be {\"anchor\": \"created_at\", "
-				   "\"seconds\": N}");
-	*seconds = json_object_get_int64(secs);
-	return check_expiry(json_object_get_string(anchor), *seconds, err);
-}
-
 int srv_upload_create(struct srv_store *st, json_object *req, json_object **out,
 		      struct srv_err *err)
 {
-	static const char *const known[] = {"bytes", "filename", "mime_type", "purpose",
-					    "expires_after"};
-	if (!json_object_is_type(req, json_type_object))
-		return srv_err_set(err, EINVAL, 400, NULL,
-				   "The request body must be a JSON object.");
-	int rc = json_unknown_key(req, known, 5, err);
+	struct srv_create_req c;
+	int rc = srv_parse_create(req, st->lim.max_upload_bytes, &c, err);
 	if (rc < 0)
-		return rc;
-
-	json_object *jb;
-	if (!json_object_object_get_ex(req, "bytes", &jb) || !jb)
-		return srv_err_set(err, EINVAL, 400, "bytes",
-				   "Missing required parameter: 'bytes'.");
-	if (!json_object_is_type(jb, json_type_int) || json_object_get_int64(jb) < 0)
-		return srv_err_set(err, EINVAL, 400, "bytes",
-				   "Invalid value for 'bytes': expected a non-negative integer.");
-	errno = 0;
-	uint64_t bytes = json_object_get_uint64(jb);
-	if (bytes > st->lim.max_upload_bytes || errno == ERANGE)
-		return srv_err_set(err, EFBIG, 400, "bytes",
-				   "bytes exceeds the maximum upload size of %llu bytes",
-				   (unsigned long long)st->lim.max_upload_bytes);
-
-	const char *filename, *mime, *purpose;
-	size_t flen, mlen;
-	if ((rc = json_req_string(req, "filename", &filename, &flen, err)) < 0 ||
-	    (rc = check_filename(filename, flen, "filename", err)) < 0 ||
-	    (rc = json_req_string(req, "mime_type", &mime, &mlen, err)) < 0 ||
-	    (rc = json_req_string(req, "purpose", &purpose, NULL, err)) < 0 ||
-	    (rc = check_purpose(purpose, err)) < 0)
-		return rc;
-	/* OpenAI does not enumerate mime types; like the SDK examples ("txt"), accept any
-	 * short printable token. */
-	if (mlen == 0 || mlen > 255 || strlen(mime) != mlen)
-		return srv_err_set(err, EINVAL, 400, "mime_type", "Invalid mime_type.");
-	int64_t file_expires = 0;
-	if ((rc = parse_expires_after(req, &file_expires, err)) < 0)
 		return rc;
 
 	struct upload *u = calloc(1, sizeof *u);
 	if (!u)
 		return srv_err_set(err, ENOMEM, 500, NULL, "out of memory");
-	u->filename = strndup(filename, flen);
-	u->mime_type = strdup(mime);
+	u->filename = strndup(c.filename, c.filename_len);
+	u->mime_type = strdup(c.mime_type);
 	if (!u->filename || !u->mime_type) {
 		upload_free(u);
 		return srv_err_set(err, ENOMEM, 500, NULL, "out of memory");
 	}
-	snprintf(u->purpose, sizeof u->purpose, "%s", purpose);
-	u->bytes = bytes;
-	u->file_expires_after = file_expires;
+	snprintf(u->purpose, sizeof u->purpose, "%s", c.purpose);
+	u->bytes = c.bytes;
+	u->file_expires_after = c.expires_after;
 	u->status = U_PENDING;
 
 	pthread_mutex_lock(&st->mu);
@@ -994,65 +795,8 @@ static const struct part *part_find(const struct upload *u, const char *id)
 	return NULL;
 }
 
-/* The parsed body of a complete: ordered part ids and an optional lowercase md5. */
-struct complete_req {
-	json_object *ids;
-	size_t n;
-	char md5[33];
-	char *sig;
-};
-
-static int parse_complete(json_object *req, struct complete_req *c, struct srv_err *err)
-{
-	static const char *const known[] = {"part_ids", "md5"};
-	if (!json_object_is_type(req, json_type_object))
-		return srv_err_set(err, EINVAL, 400, NULL,
-				   "The request body must be a JSON object.");
-	int rc = json_unknown_key(req, known, 2, err);
-	if (rc < 0)
-		return rc;
-	if (!json_object_object_get_ex(req, "part_ids", &c->ids) || !c->ids)
-		return srv_err_set(err, EINVAL, 400, "part_ids",
-				   "Missing required parameter: 'part_ids'.");
-	if (!json_object_is_type(c->ids, json_type_array))
-		return srv_err_set(err, EINVAL, 400, "part_ids",
-				   "Invalid type for 'part_ids': expected an array of strings.");
-	c->n = json_object_array_length(c->ids);
-	size_t siglen = 40;
-	for (size_t i = 0; i < c->n; i++) {
-		json_object *e = json_object_array_get_idx(c->ids, i);
-		if (!json_object_is_type(e, json_type_string))
-			return srv_err_set(err, EINVAL, 400, "part_ids",
-					   "Invalid type for 'part_ids[%zu]': expected a string.",
-					   i);
-		siglen += (size_t)json_object_get_string_len(e) + 1;
-	}
-	json_object *m;
-	c->md5[0] = '\0';
-	if (json_object_object_get_ex(req, "md5", &m) && m) {
-		const char *s = json_object_get_string(m);
-		if (!json_object_is_type(m, json_type_string) || strlen(s) != 32 ||
-		    strspn(s, "0123456789abcdefABCDEF") != 32)
-			return srv_err_set(err, EINVAL, 400, "md5",
-					   "md5 must be the hex MD5 of the file (32 hex digits).");
-		for (int i = 0; i < 32; i++)
-			c->md5[i] = (char)(s[i] >= 'A' && s[i] <= 'F' ? s[i] + 32 : s[i]);
-		c->md5[32] = '\0';
-	}
-	/* The signature lets a retried complete (lost response) get the same answer. */
-	c->sig = malloc(siglen);
-	if (!c->sig)
-		return srv_err_set(err, ENOMEM, 500, NULL, "out of memory");
-	size_t off = (size_t)snprintf(c->sig, siglen, "%s|", c->md5);
-	for (size_t i = 0; i < c->n; i++)
-		off +=
-		    (size_t)snprintf(c->sig + off, siglen - off, "%s,",
-				     json_object_get_string(json_object_array_get_idx(c->ids, i)));
-	return 0;
-}
-
 /* Resolves the listed parts in order, checks ids and the byte count (store lock held). */
-static int resolve_parts(const struct upload *u, const struct complete_req *c,
+static int resolve_parts(const struct upload *u, const struct srv_complete_req *c,
 			 const struct part ***out, struct srv_err *err)
 {
 	const struct part **list = calloc(c->n ? c->n : 1, sizeof *list);
@@ -1170,9 +914,9 @@ static int finish_upload(struct srv_store *st, struct upload *u, const char *tmp
 int srv_upload_complete(struct srv_store *st, const char *upload_id, json_object *req,
 			json_object **out, uint64_t *hashed_early, struct srv_err *err)
 {
-	struct complete_req c = {0};
+	struct srv_complete_req c = {0};
 	*hashed_early = 0;
-	int rc = parse_complete(req, &c, err);
+	int rc = srv_parse_complete(req, &c, err);
 	if (rc < 0)
 		return rc;
 
@@ -1316,28 +1060,11 @@ int srv_file_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes,
 	int rc = blob_close(blob);
 	if (rc < 0)
 		rc = disk_err(err, -rc, "store the file");
-	if (rc == 0 && !form->filename)
-		rc = srv_err_set(err, EINVAL, 400, "file",
-				 "Missing required parameter: 'file' (a form field with a "
-				 "filename).");
+	int64_t expires_after = 0;
 	if (rc == 0)
-		rc = check_filename(form->filename, strlen(form->filename), "file", err);
-	if (rc == 0)
-		rc = check_purpose(form->purpose, err);
+		rc = srv_check_file_form(form, &expires_after, err);
 	if (rc == 0 && bytes > st->lim.max_file_bytes)
 		rc = srv_err_set(err, EFBIG, 400, "file", "File is too large.");
-	int64_t expires_after = 0;
-	if (rc == 0 && (form->expires_anchor || form->expires_seconds)) {
-		char *end = NULL;
-		const char *s = form->expires_seconds ? form->expires_seconds : "";
-		long long v = strtoll(s, &end, 10);
-		if (!*s || *end)
-			rc = srv_err_set(err, EINVAL, 400, "expires_after.seconds",
-					 "expires_after[seconds] must be an integer");
-		else
-			rc = check_expiry(form->expires_anchor, v, err);
-		expires_after = v;
-	}
 	struct file *f = NULL;
 	if (rc == 0) {
 		f = calloc(1, sizeof *f);

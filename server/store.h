@@ -4,6 +4,9 @@
 #ifndef SRV_STORE_H
 #define SRV_STORE_H
 
+#include "errors.h"
+#include "request.h"
+
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -16,15 +19,6 @@ struct srv_limits {
 	uint64_t max_file_bytes;   /* one POST /v1/files */
 	int64_t expire_seconds;	   /* upload session lifetime */
 	bool allow_downloads;	   /* serve content of every purpose */
-};
-
-/* An OpenAI error envelope: what a failed call answers. */
-struct srv_err {
-	int status;	  /* HTTP status */
-	const char *type; /* "invalid_request_error", "server_error" */
-	const char *code;
-	char param[64]; /* "" when none */
-	char message[768];
 };
 
 /* A body being streamed to a temporary file in the store (a part, or a POST /v1/files). */
@@ -73,12 +67,6 @@ int srv_upload_cancel(struct srv_store *st, const char *upload_id, json_object *
 /* POST /v1/files: begin, stream the "file" field into blob, then commit with the form's
  * other fields (purpose, expires_after[...]) as strings. */
 int srv_file_begin(struct srv_store *st, struct srv_blob *blob, struct srv_err *err);
-struct srv_file_form {
-	const char *filename;
-	const char *purpose;
-	const char *expires_anchor;
-	const char *expires_seconds;
-};
 int srv_file_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes,
 		    const struct srv_file_form *form, json_object **out, struct srv_err *err);
 
@@ -102,10 +90,5 @@ struct srv_download {
 int srv_download_open(struct srv_store *st, const char *file_id, struct srv_download *d,
 		      struct srv_err *err);
 void srv_download_close(struct srv_store *st, struct srv_download *d);
-
-/* Fills err as an OpenAI error envelope; returns -errno_code so callers can `return` it. */
-int srv_err_set(struct srv_err *err, int errno_code, int status, const char *param, const char *fmt,
-		...) __attribute__((format(printf, 5, 6)));
-json_object *srv_err_json(const struct srv_err *err);
 
 #endif
