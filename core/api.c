@@ -250,8 +250,14 @@ int up_part_add(up_client *c, const char *upload_id, const struct up_source *src
 		return up_error_set(err, -EFBIG, 0, "a part holds at most %u bytes", UP_MAX_PART);
 	char path[UP_ID_MAX + 32];
 	snprintf(path, sizeof path, "/uploads/%s/parts", upload_id);
-	struct up_http_req req = {
-	    .method = "POST", .path = path, .part = src, .part_field = "data", .out_fd = -1};
+	char name[32];
+	snprintf(name, sizeof name, "part@%llu", (unsigned long long)src->place);
+	struct up_http_req req = {.method = "POST",
+				  .path = path,
+				  .part = src,
+				  .part_field = "data",
+				  .part_filename = src->placed ? name : NULL,
+				  .out_fd = -1};
 	json_object *o = NULL;
 	int rc = call_json(c, &req, &o, err);
 	if (rc == 0)

@@ -133,8 +133,12 @@ static void job_run(up_client *c, struct job *j)
 	int rc;
 	if (j->kind == J_PART) {
 		struct up_part part = {0};
-		struct up_source src = {
-		    .kind = UP_SRC_CB, .len = j->src.len, .read = slot_read, .ud = j};
+		struct up_source src = {.kind = UP_SRC_CB,
+					.len = j->src.len,
+					.read = slot_read,
+					.ud = j,
+					.placed = j->src.placed,
+					.place = j->src.place};
 		rc = up_part_add(c, j->upload_id, &src, &part, &err);
 		release_slot(j);
 		j->part_cb(j->ud, rc, rc == 0 ? &part : NULL, &err);

@@ -122,7 +122,7 @@ static int send_parts(struct run *r, up_async *a, const char *upload_id, int fd,
 		if (!pj)
 			return fail(r, -ENOMEM, &(struct up_error){.message = "out of memory"});
 		*pj = (struct part_job){.run = r, .index = i, .slot = -1, .len = len};
-		struct up_source src = {.kind = UP_SRC_MEM, .len = len};
+		struct up_source src = {.kind = UP_SRC_MEM, .len = len, .placed = true, .place = off};
 		if (mem) {
 			src.mem = mem + off;
 		} else {

@@ -124,6 +124,11 @@ struct up_source {
 	uint64_t offset;
 	up_read_fn read; /* UP_SRC_CB: read(ud, offset within the part, buf, n) */
 	void *ud;
+	/* Where the part sits in its file, if the caller says: sent as the part's multipart
+	 * file name ("part@OFFSET"), which OpenAI ignores and uploadfs-server uses to hash the
+	 * parts in the file's order as they arrive, whatever order that is. */
+	bool placed;
+	uint64_t place;
 };
 
 int up_part_add(up_client *c, const char *upload_id, const struct up_source *src,

@@ -370,8 +370,12 @@ int up_w_send_sealed(struct up_writer *w)
 					.index = i,
 					.fd = w->fd,
 					.offset = (uint64_t)i * w->cfg.part_size};
-		struct up_source src = {
-		    .kind = UP_SRC_CB, .read = part_read, .ud = pc, .len = w->parts[i].len};
+		struct up_source src = {.kind = UP_SRC_CB,
+					.read = part_read,
+					.ud = pc,
+					.len = w->parts[i].len,
+					.placed = true,
+					.place = pc->offset};
 		w->parts[i].queued = true;
 		w->inflight++;
 		char upload_id[UP_ID_MAX];

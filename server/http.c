@@ -412,6 +412,16 @@ static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *
 		return MHD_YES;
 	}
 	if (r->route == R_PART) {
+		/* "part@OFFSET": where the part sits in its file, from uploadfs's client; any
+		 * other name (or none) says nothing */
+		unsigned long long place;
+		int end = 0;
+		if (off == 0 && filename && !r->blob.placed &&
+		    sscanf(filename, "part@%llu%n", &place, &end) == 1 && filename[end] == '\0' &&
+		    filename[5] >= '0' && filename[5] <= '9') {
+			r->blob.placed = true;
+			r->blob.place = place;
+		}
 		if (strcmp(key, "data") == 0)
 			blob_data(r, data, off, size, r->h->cfg.max_part_bytes, "data");
 		else

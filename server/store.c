@@ -45,10 +45,12 @@ struct part {
 	int64_t created_at;
 };
 
-enum slot_state { SLOT_OPEN, SLOT_COMMITTED, SLOT_GONE };
+enum slot_state { SLOT_OPEN, SLOT_COMMITTED, SLOT_HASHED, SLOT_GONE };
 struct slot {
 	enum slot_state state;
-	size_t idx; /* committed: the part's index in parts[] */
+	size_t idx;	/* committed, hashed: the part's index in parts[] */
+	bool placed;	/* the client said where the part sits in the file: */
+	uint64_t place; /* at this offset */
 };
 
 struct upload {
@@ -74,7 +76,8 @@ struct upload {
 	 * so far hashes only the rest; any other order hashes the parts from the start. */
 	struct slot *slots;	/* one per part body begun, in that order */
 	size_t nslots, cap_slots;
-	size_t early_next;	/* the next slot to hash */
+	size_t early_next;	/* the next slot to hash (slots not placed) */
+	uint64_t early_bytes;	/* hashed so far: the offset of the next part (placed slots) */
 	size_t *early_idx;	/* indexes in parts[] of the parts hashed, in order */
 	size_t early_n, cap_early;
 	EVP_MD_CTX *early_md;	/* NULL: nothing hashed yet */
@@ -550,7 +553,8 @@ static void take_place(struct upload *u, struct srv_blob *blob)
 		u->cap_slots = cap;
 	}
 	blob->start_no = u->nslots;
-	u->slots[u->nslots++] = (struct slot){.state = SLOT_OPEN};
+	u->slots[u->nslots++] =
+	    (struct slot){.state = SLOT_OPEN, .placed = blob->placed, .place = blob->place};
 }
 
 void srv_part_body(struct srv_store *st, struct srv_blob *blob)
@@ -595,6 +599,10 @@ static void early_reset(struct upload *u)
 	u->early_md = NULL;
 	u->early_n = 0;
 	u->early_next = 0;
+	u->early_bytes = 0;
+	for (size_t i = 0; i < u->nslots; i++)
+		if (u->slots[i].state == SLOT_HASHED)
+			u->slots[i].state = SLOT_COMMITTED;
 	u->early_broken = false;
 }
 
@@ -628,6 +636,26 @@ static int hash_part(struct srv_store *st, const char *upload_id, const struct p
 	return rc;
 }
 
+/* The slot whose part is hashed next, or -1 to wait for more (lock held). Parts the client
+ * placed go by their offset: the committed part at the offset hashed so far, whatever the
+ * order they arrived in. Others go in the order their bodies began, waiting at a part still
+ * in flight and stepping over a request that failed (a retry has a slot of its own). */
+static ssize_t next_to_hash(struct upload *u)
+{
+	if (u->nslots && u->slots[0].placed) {
+		for (size_t i = 0; i < u->nslots; i++)
+			if (u->slots[i].state == SLOT_COMMITTED && u->slots[i].placed &&
+			    u->slots[i].place == u->early_bytes)
+				return (ssize_t)i;
+		return -1;
+	}
+	while (u->early_next < u->nslots && u->slots[u->early_next].state == SLOT_GONE)
+		u->early_next++;
+	if (u->early_next >= u->nslots || u->slots[u->early_next].state != SLOT_COMMITTED)
+		return -1;
+	return (ssize_t)u->early_next++;
+}
+
 /* Brings the early hash up to the parts committed so far. One thread at a time per upload
  * hashes; the others leave it the work. Called without the lock. */
 static void early_advance(struct srv_store *st, struct upload *u)
@@ -650,13 +678,10 @@ static void early_advance(struct srv_store *st, struct upload *u)
 		}
 	}
 	u->early_busy = true;
-	while (u->early_next < u->nslots && u->slots[u->early_next].state != SLOT_OPEN &&
-	       !u->early_broken && !u->early_off && u->status == U_PENDING && !u->busy) {
-		struct slot sl = u->slots[u->early_next];
-		if (sl.state == SLOT_GONE) {
-			u->early_next++; /* its request failed: a retry has a slot of its own */
-			continue;
-		}
+	ssize_t next;
+	while ((next = next_to_hash(u)) >= 0 && !u->early_broken && !u->early_off &&
+	       u->status == U_PENDING && !u->busy) {
+		struct slot sl = u->slots[next];
 		if (u->early_n == u->cap_early) {
 			size_t cap = u->cap_early ? u->cap_early * 2 : 16;
 			size_t *ni = realloc(u->early_idx, cap * sizeof *ni);
@@ -681,7 +706,9 @@ static void early_advance(struct srv_store *st, struct upload *u)
 			break;
 		}
 		u->early_idx[u->early_n++] = sl.idx;
-		u->early_next++;
+		u->early_bytes += p.bytes;
+		if ((size_t)next < u->nslots)
+			u->slots[next].state = SLOT_HASHED;
 	}
 	u->early_busy = false;
 	if (u->early_broken || u->early_off || u->status != U_PENDING)
@@ -734,8 +761,10 @@ int srv_part_commit(struct srv_store *st, struct srv_blob *blob, uint64_t bytes,
 		blob->path[0] = '\0';
 		u->parts_bytes += bytes;
 		take_place(u, blob); /* an empty body never began */
-		if (blob->start_no < u->nslots)
-			u->slots[blob->start_no] = (struct slot){SLOT_COMMITTED, u->nparts - 1};
+		if (blob->start_no < u->nslots) {
+			u->slots[blob->start_no].state = SLOT_COMMITTED;
+			u->slots[blob->start_no].idx = u->nparts - 1;
+		}
 		*out = part_to_json(&p, u->id);
 	}
 	pthread_mutex_unlock(&st->mu);

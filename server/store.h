@@ -27,6 +27,8 @@ struct srv_blob {
 	char path[4096];
 	char owner[64]; /* the upload id, for parts */
 	uint64_t start_no; /* parts: the how-manieth part body of its upload to begin */
+	bool placed;	   /* parts: the client said where the part sits in its file ... */
+	uint64_t place;	   /* ... at this offset (its multipart file name "part@OFFSET") */
 };
 #define SRV_NO_PLACE UINT64_MAX /* start_no of a part whose body has not begun */
 

@@ -75,7 +75,7 @@ requests() {
 	[ "$(requests POST '/cancel$')" = 0 ]
 }
 
-@test "parts in flight at once: the server keeps them as the file, without a copy, whatever order they arrived in" {
+@test "parts in flight at once: the server hashes them as they come and keeps them as the file, without a copy" {
 	mount_fs -o part_size=1M,parallel=4
 	src=$BATS_TEST_TMPDIR/src.bin
 	head -c $((48 * MiB + 12345)) /dev/urandom >"$src"
@@ -86,6 +86,9 @@ requests() {
 	id=$(xattr "$MNT/order.bin" user.upload.file_id)
 	[ "$(ls "$SRV_DATA/content/$id" | wc -l)" = 49 ]
 	server_content "$id" | cmp - "$src"
+	# each part said where it sits (part@OFFSET): the server hashed the whole file as the
+	# parts came, whatever order they arrived in, and complete had nothing left to hash
+	[ "$(jq -r 'select(.path | endswith("/complete")) | .hashed_early' "$BATS_TEST_TMPDIR/req.log")" = $((48 * MiB + 12345)) ]
 }
 
 @test "cp: parts go up while cp is stopped in the middle of its copy" {
