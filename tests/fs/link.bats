@@ -53,8 +53,8 @@ most_parts_at_once() {
 	cmp "$BATS_TEST_TMPDIR/f" "$BATS_TEST_TMPDIR/back"
 }
 
-@test "through a 200 ms link, a cp of 16 parts arrives whole, 4 to 8 parts in flight at once" {
-	link 200 25000000
+@test "through a 100 ms link, a cp of 16 parts arrives whole, 4 to 8 parts in flight at once" {
+	link 100 25000000
 	mount_fs -o part_size=1M,parallel=4
 	head -c $((16 * 1024 * 1024)) /dev/urandom >"$BATS_TEST_TMPDIR/big"
 	cp "$BATS_TEST_TMPDIR/big" "$MNT/big.bin"
