@@ -76,7 +76,7 @@ struct upload {
 	 * so far hashes only the rest; any other order hashes the parts from the start. */
 	struct slot *slots;	/* one per part body begun, in that order */
 	size_t nslots, cap_slots;
-	size_t early_next;	/* the next slot to hash (slots not placed) */
+	size_t early_next;	/* the next slot to hash (placed slots: to look at first) */
 	uint64_t early_bytes;	/* hashed so far: the offset of the next part (placed slots) */
 	size_t *early_idx;	/* indexes in parts[] of the parts hashed, in order */
 	size_t early_n, cap_early;
@@ -643,10 +643,15 @@ static int hash_part(struct srv_store *st, const char *upload_id, const struct p
 static ssize_t next_to_hash(struct upload *u)
 {
 	if (u->nslots && u->slots[0].placed) {
-		for (size_t i = 0; i < u->nslots; i++)
+		/* from where the last one was found: parts mostly come in about their order */
+		for (size_t k = 0; k < u->nslots; k++) {
+			size_t i = (u->early_next + k) % u->nslots;
 			if (u->slots[i].state == SLOT_COMMITTED && u->slots[i].placed &&
-			    u->slots[i].place == u->early_bytes)
+			    u->slots[i].place == u->early_bytes) {
+				u->early_next = i + 1;
 				return (ssize_t)i;
+			}
+		}
 		return -1;
 	}
 	while (u->early_next < u->nslots && u->slots[u->early_next].state == SLOT_GONE)
