@@ -1,6 +1,7 @@
-/* store: the local server's persistent state under --data — uploads, their parts and files.
- * Metadata lives in memory, mirrored to one JSON file per object (written tmp + rename);
- * part and file bytes stream to disk and are never held in memory. No HTTP here. */
+/* store: the local server's persistent state under --data — uploads, their parts and files —
+ * and its transitions, under one lock. Metadata lives in memory, mirrored to one JSON file
+ * per object (records.h); part and file bytes stream to disk and are never held in memory
+ * (content.h). No HTTP here. */
 #ifndef SRV_STORE_H
 #define SRV_STORE_H
 
