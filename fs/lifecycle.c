@@ -184,7 +184,7 @@ static int end(struct closing *c, int rc, struct up_upload *up, double secs)
 	if (rc == 0 && !gone) {
 		n->remote = true;
 		n->done_epoch = m->tree.list_epoch; /* listings already under way do not know it */
-		if (uf_tree_set_file_id(&m->tree, n, up->file.id) < 0)
+		if (uf_tree_claim_file_id(&m->tree, n, up->file.id) < 0)
 			uf_log(m, UF_WARN, "%s: out of memory for its file id", c->path);
 		n->purpose = uf_tree_intern(&m->tree, up->file.purpose);
 		uf_tree_set_made(n, ws.upload_id, ws.md5);
@@ -198,7 +198,11 @@ static int end(struct closing *c, int rc, struct up_upload *up, double secs)
 	if (rc == 0 && gone) {
 		/* rm came while complete was under way: the file it made goes too */
 		struct up_error derr;
-		up_file_delete(m->client, up->file.id, &derr);
+		if (up_file_delete(m->client, up->file.id, &derr) == 0 || derr.status == 404) {
+			pthread_mutex_lock(&m->tree.mu);
+			uf_tree_deleted(&m->tree, up->file.id); /* a listing may hold it */
+			uf_tree_unlock(&m->tree);
+		}
 		rc = -ECANCELED;
 	} else if (rc == 0) {
 		uf_log(m, UF_INFO, "uploaded %s (%llu bytes, %.2f s) as %s", c->path,

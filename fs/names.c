@@ -279,7 +279,7 @@ static void moving_install(struct uf_mount *m, struct uf_moving *mv, size_t coun
 		struct uf_node *k = mv[i].n;
 		if (k->w)
 			uf_tree_drop_writer(&m->tree, k); /* a completed (or failed) version */
-		if (uf_tree_set_file_id(&m->tree, k, mv[i].new_id) < 0)
+		if (uf_tree_claim_file_id(&m->tree, k, mv[i].new_id) < 0)
 			uf_log(m, UF_WARN, "%s: out of memory for its file id", k->name);
 		uf_tree_set_made(k, mv[i].upload_id, mv[i].md5);
 		k->bytes = mv[i].bytes;

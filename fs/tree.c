@@ -171,6 +171,22 @@ int uf_tree_set_file_id(struct uf_tree *t, struct uf_node *n, const char *id)
 	return 0;
 }
 
+static bool phantom(const struct uf_node *p, const void *arg)
+{
+	return p != arg && p->kind == UF_FILE && !p->w && !p->finishing;
+}
+
+int uf_tree_claim_file_id(struct uf_tree *t, struct uf_node *n, const char *id)
+{
+	struct uf_node *p;
+	while ((p = uf_index_find(&t->by_id, id, phantom, n))) {
+		uf_tree_set_file_id(t, p, ""); /* out of the index: the loop ends */
+		p->remote = false;
+		uf_tree_unlink(t, p);
+	}
+	return uf_tree_set_file_id(t, n, id);
+}
+
 struct uf_node *uf_tree_by_id(struct uf_tree *t, const char *id,
 			      bool (*pred)(const struct uf_node *n, const void *arg),
 			      const void *arg)

@@ -137,6 +137,9 @@ void uf_tree_stat(const struct uf_node *n, struct stat *st);
 /* Sets n's file id ("" for none) and keeps the id index right. 0 or -ENOMEM (then n's
  * id is unchanged). */
 int uf_tree_set_file_id(struct uf_tree *t, struct uf_node *n, const char *id);
+/* n takes the id of the file its own upload (or rename) just made. A listing merged in
+ * between may have given that file a node of its own (shown as NAME~FILEID): it goes. */
+int uf_tree_claim_file_id(struct uf_tree *t, struct uf_node *n, const char *id);
 /* The remote file of id that pred accepts (NULL: any node with that id), or NULL. */
 struct uf_node *uf_tree_by_id(struct uf_tree *t, const char *id,
 			      bool (*pred)(const struct uf_node *n, const void *arg),

@@ -3,6 +3,7 @@
 #include "content.h"
 #include "journal.h"
 #include "lifecycle.h"
+#include "merge.h"
 #include "meta.h"
 
 #include <errno.h>
@@ -214,9 +215,14 @@ int uf_version_reupload(struct uf_mount *m, struct uf_moving *mv, size_t count)
 		if (!mv[i].new_id[0])
 			continue;
 		struct up_error err;
-		if (up_file_delete(m->client, mv[i].new_id, &err) < 0 && err.status != 404)
+		if (up_file_delete(m->client, mv[i].new_id, &err) < 0 && err.status != 404) {
 			uf_log(m, UF_ERROR, "could not delete %s (%s), made for a rename that failed: %s",
 			       mv[i].path, mv[i].new_id, err.message);
+		} else {
+			pthread_mutex_lock(&m->tree.mu);
+			uf_tree_deleted(&m->tree, mv[i].new_id); /* a listing may hold it */
+			uf_tree_unlock(&m->tree);
+		}
 		uf_cache_drop(m->cache, mv[i].new_id);
 		mv[i].new_id[0] = '\0';
 	}

@@ -156,6 +156,33 @@ CASE(names_that_cannot_be_paths_are_left_out)
 	uf_tree_destroy(&t);
 }
 
-CHECK_MAIN(T(steps_of_one_end_as_a_whole_merge),
+/* The mount's own upload of up.txt completes; a listing that went out after the server
+ * completed it is merged before the mount installs the new id: the listing gives that file
+ * a node of its own, up.txt~fileid-0. The install claims the id: one node, one name. */
+CASE(a_file_listed_before_its_upload_is_installed_has_one_node)
+{
+	struct uf_tree t;
+	CHECK(uf_tree_init(&t, 0, 0, 022) == 0);
+	struct uf_node *n = uf_tree_new(&t, t.root, "up.txt", UF_FILE, 0644); /* being written */
+	CHECK(n != NULL);
+	static const char *const names[] = {"up.txt"};
+	struct up_file_list l;
+	listing(&l, names, 1, 0);
+	merge(&t, &l, 100, NULL);
+	struct uf_node *phantom = at(&t, "up.txt~fileid-0");
+	CHECK(phantom != NULL && phantom != n);
+	CHECK(uf_tree_claim_file_id(&t, n, "fileid-0") == 0);
+	n->remote = true; /* as the install does */
+	CHECK(at(&t, "up.txt~fileid-0") == NULL);
+	CHECK(at(&t, "up.txt") == n && uf_tree_by_id(&t, "fileid-0", NULL, NULL) == n);
+	CHECK(uf_tree_nkids(t.root) == 1);
+	/* the next listing finds it by id: still one node */
+	merge(&t, &l, 100, NULL);
+	CHECK(uf_tree_nkids(t.root) == 1 && at(&t, "up.txt") == n);
+	free_listing(&l);
+	uf_tree_destroy(&t);
+}
+
+CHECK_MAIN(T(steps_of_one_end_as_a_whole_merge), T(a_file_listed_before_its_upload_is_installed_has_one_node),
 	   T(a_second_listing_in_steps_removes_what_is_gone_and_keeps_local_files),
 	   T(names_that_cannot_be_paths_are_left_out))
