@@ -237,6 +237,8 @@ int srv_part_begin(struct srv_store *st, const char *upload_id, struct srv_blob 
 {
 	blob->fd = -1;
 	blob->path[0] = '\0';
+	blob->placed = false; /* until its field says where it sits */
+	blob->place = 0;
 	struct upload *u = NULL;
 	pthread_mutex_lock(&st->mu);
 	int rc = upload_lookup(st, upload_id, &u, err);
@@ -630,6 +632,8 @@ int srv_file_begin(struct srv_store *st, struct srv_blob *blob, struct srv_err *
 {
 	blob->fd = -1;
 	blob->path[0] = '\0';
+	blob->placed = false;
+	blob->place = 0;
 	blob->owner[0] = '\0';
 	char dir[4096];
 	int rc = srv_pathf(dir, sizeof dir, st->dir, "content");
