@@ -210,7 +210,8 @@ print("%d names had a cp that returned 0" % acked)
 
 # no acknowledged part sent again in its session: per completed session, the parts the
 # server answered 200 beyond the file's part count are at most the parts in flight at the
-# kills that came while the session lived (the parallel of each killed mount)
+# kills that came while the session lived: twice the parallel of each killed mount (its
+# parallel part bodies being sent, and as many parts awaiting their answer)
 events = []
 for line in open(reqlog):
     try:
@@ -226,7 +227,7 @@ for i, e in enumerate(events):
     span.setdefault(up, [i, i])[1] = i
     if e["path"].endswith("/parts") and e.get("status") == 200 and not e.get("dropped"):
         acks[up] = acks.get(up, 0) + 1
-kills = [(i, e["parallel"]) for i, e in enumerate(events) if "kill" in e]
+kills = [(i, 2 * e["parallel"]) for i, e in enumerate(events) if "kill" in e]
 checked = crossed = resent = 0
 for rec in sorted(os.listdir(os.path.join(data, "uploads"))):
     # the server's record of every upload session, completed ones (and their files) too
