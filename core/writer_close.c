@@ -75,6 +75,11 @@ static int files_only_upload(struct up_writer *w, uint64_t size, const char *fil
 	return 0;
 }
 
+static bool same_text(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
 /* The close of the last writer (lock held): from here on no byte changes. Hashes what did
  * not come in order, cuts the tail part, and writes the record from which a restart
  * finishes the upload, session or not. An early upload begun under another size or name,
@@ -96,8 +101,9 @@ static int seal_locked(struct up_writer *w, const char *filename, const char *mi
 		return up_error_set(err, rc, 0, "%s", w->errmsg);
 	}
 	if (w->st == UP_S_EARLY &&
-	    (w->announced != w->size || w->rescan || strcmp(w->upload_name, filename) != 0))
-		restart_locked(w);
+	    (w->announced != w->size || w->rescan || strcmp(w->upload_name, filename) != 0 ||
+	     !same_text(w->jmime, mime_type) || !same_text(w->jpurpose, purpose)))
+		restart_locked(w); /* a purpose or MIME type set while the file was written */
 	if (w->rescan) {
 		w->hashed = 0;
 		w->nparts = 0;

@@ -79,6 +79,20 @@ enum uf_status uf_life_status(const struct uf_node *n, struct up_writer_status *
 	return UF_PENDING;
 }
 
+bool uf_life_unsealed(const struct uf_node *n)
+{
+	if (!n->w || n->finishing)
+		return false;
+	struct up_writer_status ws;
+	enum uf_status s = uf_life_status(n, &ws);
+	return !ws.sealed && (s == UF_PENDING || s == UF_UPLOADING);
+}
+
+bool uf_life_copying(const struct uf_node *n)
+{
+	return uf_life_unsealed(n) && (n->rsync_temp || (n->writers > 0 && n->upload_on_close));
+}
+
 bool uf_life_due(const struct uf_node *n)
 {
 	if (!n->w || !n->upload_on_close || n->unlinked || n->finishing || n->rsync_temp)

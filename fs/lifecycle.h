@@ -19,6 +19,14 @@ struct up_writer *uf_life_writer(struct uf_node *n);
  * from the remote file (tree lock held). */
 enum uf_status uf_life_status(const struct uf_node *n, struct up_writer_status *ws);
 const char *uf_life_status_name(enum uf_status s);
+/* Whether the upload n will make can still change: a writer whose bytes are not sealed
+ * (still open for writing, or an rsync temporary awaiting its name), so the attributes it
+ * goes up with (user.purpose, user.mime_type) can still be set. Tree lock held. */
+bool uf_life_unsealed(const struct uf_node *n);
+/* Whether n is a copy being made: unsealed, and written through a handle still open or an
+ * rsync temporary. A copy (mv, cp -a, rsync -X) sets its source's attributes, the
+ * read-only user.upload.* among them, which then have no effect. Tree lock held. */
+bool uf_life_copying(const struct uf_node *n);
 
 /* The close rule, its one place (docs/SEMANTICS.md "Close"): a file's upload completes
  * when its last writer closes it. A flush by the opener completes it when this is the

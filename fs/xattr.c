@@ -208,11 +208,9 @@ static int set_meta(struct uf_mount *m, struct uf_node *n, const char *name, con
 {
 	bool purpose = strcmp(name, "user.purpose") == 0;
 	char **slot = purpose ? &n->x_purpose : &n->x_mime;
-	struct up_writer_status ws;
-	if (n->kind == UF_FILE &&
-	    (!n->w || uf_life_status(n, &ws) != UF_PENDING)) { /* pending: not started */
-		uf_log(m, UF_WARN, "%s: %s cannot change once the upload has started", n->name,
-		       name);
+	if (n->kind == UF_FILE && !uf_life_unsealed(n)) {
+		uf_log(m, UF_WARN, "%s: %s cannot change once the file is closed and its upload "
+				   "has begun", n->name, name);
 		return -EPERM;
 	}
 	if ((flags & XATTR_CREATE) && *slot)
@@ -272,7 +270,9 @@ static void change(fuse_req_t req, fuse_ino_t ino, const char *name, const char 
 	if (!n)
 		rc = -ESTALE;
 	else if (strncmp(name, "user.upload.", 12) == 0)
-		rc = -EPERM;
+		/* a copy being made brings its source's values: they describe another
+		 * upload, and this file's own replace them when it goes up */
+		rc = n->kind == UF_FILE && uf_life_copying(n) ? 0 : -EPERM;
 	else if (strcmp(name, "user.purpose") == 0 || strcmp(name, "user.mime_type") == 0)
 		rc = set_meta(m, n, name, value, size, flags);
 	else

@@ -395,3 +395,44 @@ write_record() {
 	umount_fs
 	! grep -qE 'error|warning' "$BATS_TEST_TMPDIR/fs.log"
 }
+
+@test "a copy from outside brings its attributes: mv, cp -a and rsync -X print nothing, the purpose set mid-upload wins" {
+	fs_setup
+	mount_fs -o part_size=1M
+	local f="$BATS_TEST_TMPDIR/src" want
+	want=$(md5_of "$f")
+	# as a file moved out of the mount earlier carries them
+	setfattr -n user.purpose -v batch "$f"
+	setfattr -n user.mime_type -v application/jsonl "$f"
+	setfattr -n user.upload.status -v completed "$f"
+	setfattr -n user.upload.id -v upload_from_elsewhere "$f"
+	cp -a "$f" "$BATS_TEST_TMPDIR/src2"
+	cp -a "$f" "$BATS_TEST_TMPDIR/src3"
+	run mv "$f" "$MNT/moved.jsonl"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	run cp -a --preserve=xattr "$BATS_TEST_TMPDIR/src2" "$MNT/copied.jsonl"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	run rsync -aX "$BATS_TEST_TMPDIR/src3" "$MNT/synced.jsonl"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	local n
+	for n in moved.jsonl copied.jsonl synced.jsonl; do
+		[ "$(remote_md5 $n)" = "$want" ]
+		[ "$(remote_json $n | jq -r .purpose)" = batch ]
+		[ "$(xattr "$MNT/$n" user.purpose)" = batch ]
+		[ "$(xattr "$MNT/$n" user.mime_type)" = application/jsonl ]
+		[ "$(xattr "$MNT/$n" user.upload.status)" = completed ]
+		[[ "$(xattr "$MNT/$n" user.upload.id)" == upload_* ]]
+		[ "$(xattr "$MNT/$n" user.upload.id)" != upload_from_elsewhere ]
+	done
+	# once closed, they are read-only again, and the purpose too
+	run setfattr -n user.upload.status -v failed "$MNT/moved.jsonl"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Operation not permitted"* ]]
+	run setfattr -n user.purpose -v assistants "$MNT/moved.jsonl"
+	[ "$status" -ne 0 ]
+	no_pending_on_server
+	FS_ALLOW='is read-only|cannot change once'
+}
