@@ -13,4 +13,5 @@ apt-get install -y -qq --no-install-recommends \
   libfuse3-dev fuse3 libcurl4-openssl-dev libjson-c-dev libssl-dev libmicrohttpd-dev \
   curl ca-certificates openssl bats jq attr rsync tar coreutils procps psmisc python3 man-db groff-base \
   clang libclang-rt-14-dev valgrind git vim-tiny sqlite3 libsqlite3-dev \
-  debhelper dpkg-dev systemd util-linux bsdutils >/dev/null
+  debhelper dpkg-dev systemd util-linux bsdutils tmux python3-pytest \
+  python3-all dh-python >/dev/null
