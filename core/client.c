@@ -71,22 +71,42 @@ static int check_base(const char *base, bool allow_http, struct up_error *err)
 	return rc;
 }
 
+/* A Portkey setting: the config's field when given ("" for none), else the environment. */
+static const char *portkey_setting(const struct up_config *cfg, const char *field, const char *name)
+{
+	if (field)
+		return *field ? field : NULL;
+	return env(cfg, name);
+}
+
+/* The Portkey headers, in the order they are sent. */
+enum { PK_VIRTUAL_KEY, PK_PROVIDER, PK_CONFIG, PK_CUSTOM_HOST, PK_N };
+static const char *const pk_header[PK_N] = {"x-portkey-virtual-key", "x-portkey-provider",
+					    "x-portkey-config", "x-portkey-custom-host"};
+
+static void portkey_settings(const struct up_config *cfg, const char *v[PK_N])
+{
+	v[PK_VIRTUAL_KEY] = portkey_setting(cfg, cfg->portkey_virtual_key, "PORTKEY_VIRTUAL_KEY");
+	v[PK_PROVIDER] = portkey_setting(cfg, cfg->portkey_provider, "PORTKEY_PROVIDER");
+	v[PK_CONFIG] = portkey_setting(cfg, cfg->portkey_config, "PORTKEY_CONFIG");
+	v[PK_CUSTOM_HOST] = portkey_setting(cfg, cfg->portkey_custom_host, "PORTKEY_CUSTOM_HOST");
+}
+
 /* Portkey: "with a Portkey key and no OpenAI key, no Authorization header is sent". */
 struct keys {
 	char *openai;
 	char *portkey;
 };
 
-static int resolve_keys(const struct up_config *cfg, struct keys *k, bool *portkey,
-			struct up_error *err)
+static int resolve_keys(const struct up_config *cfg, const char *const pk[PK_N], struct keys *k,
+			bool *portkey, struct up_error *err)
 {
 	const char *openai_env = env(cfg, "OPENAI_API_KEY");
-	const char *portkey_env = env(cfg, "PORTKEY_API_KEY");
+	const char *portkey_env = portkey_setting(cfg, cfg->portkey_api_key, "PORTKEY_API_KEY");
 	/* Portkey mode: a Portkey key, or Portkey routing with no OpenAI key. */
-	*portkey =
-	    portkey_env || (!openai_env && !cfg->api_key &&
-			    (env(cfg, "PORTKEY_VIRTUAL_KEY") || env(cfg, "PORTKEY_PROVIDER") ||
-			     env(cfg, "PORTKEY_CONFIG") || env(cfg, "PORTKEY_BASE_URL")));
+	*portkey = portkey_env || (!openai_env && !cfg->api_key &&
+				   (pk[PK_VIRTUAL_KEY] || pk[PK_PROVIDER] || pk[PK_CONFIG] ||
+				    env(cfg, "PORTKEY_BASE_URL")));
 	char *file_key = NULL;
 	if (cfg->api_key_file) {
 		char why[512];
@@ -129,7 +149,9 @@ int up_client_new(const struct up_config *cfg_in, up_client **out, struct up_err
 
 	struct keys k = {0};
 	bool portkey = false;
-	int rc = resolve_keys(cfg, &k, &portkey, err);
+	const char *pk[PK_N];
+	portkey_settings(cfg, pk);
+	int rc = resolve_keys(cfg, pk, &k, &portkey, err);
 	const char *base = cfg->api_base ? cfg->api_base : env(cfg, "OPENAI_BASE_URL");
 	if (!base && portkey)
 		base = env(cfg, "PORTKEY_BASE_URL") ? env(cfg, "PORTKEY_BASE_URL") : PORTKEY_BASE;
@@ -155,17 +177,11 @@ int up_client_new(const struct up_config *cfg_in, up_client **out, struct up_err
 		size_t bl = strlen(c->base);
 		while (bl > 0 && c->base[bl - 1] == '/')
 			c->base[--bl] = '\0';
-		static const char *const pk[][2] = {
-		    {"PORTKEY_VIRTUAL_KEY", "x-portkey-virtual-key"},
-		    {"PORTKEY_PROVIDER", "x-portkey-provider"},
-		    {"PORTKEY_CONFIG", "x-portkey-config"},
-		    {"PORTKEY_CUSTOM_HOST", "x-portkey-custom-host"},
-		};
 		if (k.portkey)
 			hdr[nh++] = header_line("x-portkey-api-key", k.portkey);
-		for (size_t i = 0; i < 4; i++)
-			if (env(cfg, pk[i][0]))
-				hdr[nh++] = header_line(pk[i][1], env(cfg, pk[i][0]));
+		for (size_t i = 0; i < PK_N; i++)
+			if (pk[i])
+				hdr[nh++] = header_line(pk_header[i], pk[i]);
 		for (size_t i = 0; i < nh; i++)
 			if (!hdr[i])
 				rc = up_error_set(err, -ENOMEM, 0, "out of memory");
@@ -177,8 +193,8 @@ int up_client_new(const struct up_config *cfg_in, up_client **out, struct up_err
 			secrets[ns++] = k.openai;
 		if (k.portkey)
 			secrets[ns++] = k.portkey;
-		if (env(cfg, "PORTKEY_VIRTUAL_KEY"))
-			secrets[ns++] = env(cfg, "PORTKEY_VIRTUAL_KEY");
+		if (pk[PK_VIRTUAL_KEY])
+			secrets[ns++] = pk[PK_VIRTUAL_KEY];
 		struct up_http_opts ho = {
 		    .base = c->base,
 		    .bearer = k.openai,

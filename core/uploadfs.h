@@ -55,6 +55,14 @@ struct up_config {
 	up_log_fn log;		  /* NULL: silent */
 	void *log_ud;
 	enum up_log_level log_level;
+	/* Portkey, each one overriding its environment variable when non-NULL ("" sends no
+	 * header): $PORTKEY_API_KEY (x-portkey-api-key), $PORTKEY_VIRTUAL_KEY,
+	 * $PORTKEY_PROVIDER, $PORTKEY_CONFIG, $PORTKEY_CUSTOM_HOST (x-portkey-...). */
+	const char *portkey_api_key;
+	const char *portkey_virtual_key;
+	const char *portkey_provider;
+	const char *portkey_config;
+	const char *portkey_custom_host;
 };
 
 typedef struct up_client up_client;

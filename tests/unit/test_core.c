@@ -717,6 +717,74 @@ CASE(portkey_environment_and_a_redacted_debug_log)
 	unlink(logpath);
 }
 
+/* The Portkey fields of up_config win over the environment; "" sends no header. */
+CASE(portkey_fields_override_the_environment)
+{
+	struct fixture f;
+	char logpath[128];
+	snprintf(logpath, sizeof logpath, "/tmp/uploadfs-core-pkf-%d.log", getpid());
+	CHECK(fixture_start(&f, "--log-requests", logpath, NULL) == 0);
+	setenv("PORTKEY_API_KEY", "pk-env-secret", 1);
+	setenv("PORTKEY_PROVIDER", "env-provider", 1);
+	setenv("PORTKEY_CONFIG", "env-config", 1);
+	setenv("PORTKEY_VIRTUAL_KEY", "vk-env-secret", 1);
+	unsetenv("OPENAI_API_KEY");
+	struct logbuf lb = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	/* a: the environment's virtual key; the key and the config taken away, the provider
+	 * and the custom host given */
+	struct up_config a = {.api_base = f.base,
+			      .portkey_api_key = "",
+			      .portkey_provider = "openai",
+			      .portkey_config = "",
+			      .portkey_custom_host = f.base,
+			      .log = collect,
+			      .log_ud = &lb,
+			      .log_level = UP_LOG_DEBUG};
+	/* b: no environment, every Portkey setting from the fields */
+	struct up_config b = {.api_base = f.base,
+			      .no_env = true,
+			      .portkey_api_key = "pk-field-secret",
+			      .portkey_virtual_key = "vk-field-secret",
+			      .portkey_config = "{\"retry\":{\"attempts\":1}}",
+			      .log = collect,
+			      .log_ud = &lb,
+			      .log_level = UP_LOG_DEBUG};
+	up_client *c;
+	struct up_error err;
+	struct up_file_list l;
+	CHECK(up_client_new(&a, &c, &err) == 0);
+	CHECK(up_files_list(c, NULL, &l, &err) == 0);
+	up_file_list_clear(&l);
+	up_client_free(c);
+	CHECK(up_client_new(&b, &c, &err) == 0);
+	struct up_file file;
+	CHECK(up_file_retrieve(c, "file-nope", &file, &err) == -ENOENT && err.status == 404);
+	CHECK(!strstr(err.message, "secret"));
+	up_client_free(c);
+	unsetenv("PORTKEY_API_KEY");
+	unsetenv("PORTKEY_PROVIDER");
+	unsetenv("PORTKEY_CONFIG");
+	unsetenv("PORTKEY_VIRTUAL_KEY");
+	fixture_stop(&f);
+	CHECK(log_lines(logpath, "\"path\":\"\\/v1\\/files\"") == 1);
+	CHECK(log_lines(logpath, "file-nope") == 1);
+	/* the key only from b's field; a's "" took the environment's away */
+	CHECK(log_lines(logpath, "\"x-portkey-api-key\":\"[REDACTED]\"") == 1);
+	CHECK(log_lines(logpath, "\"x-portkey-provider\":\"openai\"") == 1);
+	CHECK(log_lines(logpath, "env-provider") == 0);
+	CHECK(log_lines(logpath, "env-config") == 0);
+	CHECK(log_lines(logpath, "\"x-portkey-config\":\"{\\\"retry\\\"") == 1);
+	CHECK(log_lines(logpath, "\"x-portkey-virtual-key\":\"[REDACTED]\"") == 2);
+	CHECK(log_lines(logpath, "x-portkey-custom-host") == 1);
+	CHECK(log_lines(logpath, "authorization") == 0);
+	CHECK(log_lines(logpath, "secret") == 0);
+	/* neither the debug log shows a key */
+	CHECK(strstr(lb.text, "x-portkey-api-key: [REDACTED]"));
+	CHECK(strstr(lb.text, "x-portkey-provider: openai"));
+	CHECK(!strstr(lb.text, "secret"));
+	unlink(logpath);
+}
+
 CASE(the_debug_log_never_shows_the_openai_key)
 {
 	struct fixture f;
@@ -776,4 +844,5 @@ CHECK_MAIN(T(parts_from_memory_fd_and_callback_in_any_order), T(cancel_and_then_
 	   T(async_requests_run_in_parallel_and_call_back),
 	   T(async_sends_four_bodies_at_once_and_does_not_wait_for_answers), T(plain_http_only_to_loopback),
 	   T(portkey_environment_and_a_redacted_debug_log),
+	   T(portkey_fields_override_the_environment),
 	   T(the_debug_log_never_shows_the_openai_key), T(a_silent_server_is_a_stall_timeout))
