@@ -358,11 +358,17 @@ int up_file_delete(up_client *c, const char *file_id, struct up_error *err)
 int up_file_content(up_client *c, const char *file_id, int fd, uint64_t *written,
 		    struct up_error *err)
 {
+	return up_file_content_from(c, file_id, fd, 0, written, err);
+}
+
+int up_file_content_from(up_client *c, const char *file_id, int fd, uint64_t from,
+			 uint64_t *written, struct up_error *err)
+{
 	if (!up_id_valid(file_id))
 		return bad_id(err, "file", file_id);
 	char path[UP_ID_MAX + 24];
 	snprintf(path, sizeof path, "/files/%s/content", file_id);
-	struct up_http_req req = {.method = "GET", .path = path, .out_fd = fd};
+	struct up_http_req req = {.method = "GET", .path = path, .out_fd = fd, .from = from};
 	struct up_http_resp resp;
 	int rc = up_http_do(c->http, &req, &resp, err);
 	if (rc == 0 && written)

@@ -583,11 +583,13 @@ int up_http_do(struct up_http *h, const struct up_http_req *r, struct up_http_re
 	}
 	uint64_t rng = atomic_fetch_add(&h->seed, 0x9e3779b97f4a7c15ull);
 	off_t out_start = r->out_fd >= 0 ? lseek(r->out_fd, 0, SEEK_CUR) : -1;
+	if (out_start >= 0 && r->from) /* the target's start, where a restart begins */
+		out_start = (uint64_t)out_start >= r->from ? out_start - (off_t)r->from : -1;
 	log_request(h, r);
 
 	int rc = 0;
 	double first_failure = -1;
-	uint64_t kept = 0; /* a download's bytes in out_fd from the tries before */
+	uint64_t kept = r->from; /* a download's bytes in out_fd from the tries before */
 	for (unsigned attempt = 0;; attempt++) {
 		struct attempt a = {.resp = resp,
 				    .out_fd = r->out_fd,

@@ -43,6 +43,7 @@ struct up_http_req {
 	const char *form_name; /* one more text field, or NULL */
 	const char *form_value;
 	int out_fd; /* >= 0: a 2xx body is written here instead of kept */
+	uint64_t from; /* a download resumed: out_fd holds the bytes before this one */
 };
 
 struct up_http_resp {

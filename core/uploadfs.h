@@ -158,7 +158,8 @@ int up_upload_cancel(up_client *c, const char *upload_id, struct up_upload *out,
  * complete, and on failure the upload is cancelled. */
 struct up_file_upload {
 	const char *path; /* one of path, fd (>= 0) or mem */
-	int fd;		  /* read from offset 0 with pread */
+	int fd;		  /* read from offset 0 with pread; a pipe is read in order (then
+			   * `bytes` is required, and more bytes than that is an error) */
 	const void *mem;
 	const char *filename;  /* default: the path's last component; required otherwise */
 	uint64_t bytes;	       /* default: the file's size; required for mem */
@@ -170,6 +171,14 @@ struct up_file_upload {
 	/* progress: called after each part is acknowledged (from a worker thread) */
 	void (*progress)(void *ud, uint64_t bytes_sent, uint64_t bytes_total);
 	void *progress_ud;
+	/* A resume record (a path the caller picks, one per source): the session and each
+	 * part the server acknowledged are written there as they happen. A call interrupted
+	 * (killed, or failed for want of the server: the session is then kept, not
+	 * cancelled) and made again with the same source and options sends only the parts
+	 * missing; a session that is gone, or whose parts no longer match the source (the
+	 * MD5 at complete), is cancelled and the upload begun again once. Removed when the
+	 * upload completes or fails for good. NULL: none, and any failure cancels. */
+	const char *resume_path;
 };
 #define UP_FILE_UPLOAD_INIT                                                                        \
 	{                                                                                          \
@@ -233,6 +242,12 @@ int up_file_delete(up_client *c, const char *file_id, struct up_error *err);
  * A purpose the server will not serve is -EACCES. */
 int up_file_content(up_client *c, const char *file_id, int fd, uint64_t *written,
 		    struct up_error *err);
+/* The same, resumed: fd already holds the file's first `from` bytes and is positioned
+ * after them; the rest is asked for with a Range. A server that sends the whole file
+ * instead, or a file now shorter than `from`, starts fd over from where its first byte
+ * was. *written counts from the file's first byte. */
+int up_file_content_from(up_client *c, const char *file_id, int fd, uint64_t from,
+			 uint64_t *written, struct up_error *err);
 /* POST /v1/files in one request (files up to the server's limit, 512 MB at OpenAI). */
 int up_file_create(up_client *c, const struct up_source *src, const char *filename,
 		   const char *purpose, struct up_file *out, struct up_error *err);
