@@ -36,3 +36,16 @@ teardown() {
 	[[ "$output" == *"Incorrect API key"*"HTTP 401"* ]]
 	[[ "$output" != *sk-wrong* ]]
 }
+
+@test "the example answers --help with its usage, refuses an unknown option, and sends the file's MIME type" {
+	run "$EXAMPLE" --help
+	[ "$status" = 0 ]
+	[[ "$output" == *"usage:"*"FILE [PURPOSE"* ]]
+	run "$EXAMPLE" --bogus
+	[ "$status" = 2 ]
+	[[ "$output" == *"usage:"* ]]
+	printf '{"a":1}\n' >"$BATS_TEST_TMPDIR/x.jsonl"
+	OPENAI_BASE_URL=$BASE OPENAI_API_KEY=sk-example run "$EXAMPLE" "$BATS_TEST_TMPDIR/x.jsonl"
+	[ "$status" = 0 ]
+	jq -r .mime_type "$SRV_DATA"/uploads/*.json | grep -qx application/jsonl
+}
