@@ -541,6 +541,10 @@ int up_writer_announce(struct up_writer *w, uint64_t size, const char *filename,
 {
 	if (size > w->cfg.max_size)
 		return up_error_set(err, -EFBIG, 0, "the announced size passes max_file_size");
+	pthread_mutex_lock(&w->mu);
+	if (!w->hinted)
+		w->hinted = size; /* the total shown while the file is written (status) */
+	pthread_mutex_unlock(&w->mu);
 	if (up_client_files_only(w->cfg.client))
 		return 0; /* no sessions on this server: the file goes up whole at finish */
 	pthread_mutex_lock(&w->mu);
@@ -624,6 +628,9 @@ void up_writer_status(struct up_writer *w, struct up_writer_status *st)
 	if (w->st == UP_S_COMPLETED)
 		memcpy(st->md5, w->md5, sizeof st->md5);
 	st->size = w->size;
+	st->sealed = !up_session_writable(w->st);
+	st->total_known = st->sealed || w->finishing || (w->hinted && w->size <= w->hinted);
+	st->total = !st->total_known ? 0 : st->sealed || w->finishing ? w->size : w->hinted;
 	st->bytes_sent = w->bytes_sent;
 	memcpy(st->error, w->errmsg, sizeof st->error);
 	st->errnum = w->err;

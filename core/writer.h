@@ -40,7 +40,10 @@ struct up_writer_status {
 	char upload_id[UP_ID_MAX];
 	char file_id[UP_ID_MAX];
 	char md5[33]; /* once completed */
-	uint64_t size;
+	uint64_t size;	     /* bytes written so far (the final size once sealed) */
+	uint64_t total;	     /* the final size when known: size once sealed, else the size
+				announced (while the bytes written stay within it); 0 if not */
+	bool total_known;
 	uint64_t bytes_sent; /* acknowledged by the server */
 	char error[512];     /* the last error, "" when none */
 	int errnum;	     /* its errno (negative), 0 when none */

@@ -45,6 +45,7 @@ struct up_writer {
 	int64_t expires_at; /* of the upload session (server time) */
 	bool expired;	    /* the session expired: finish makes a new one */
 	uint64_t announced; /* the size the upload was created with */
+	uint64_t hinted;    /* the first size announced, kept even when no session came of it */
 	bool announcing;    /* announce is creating the upload: finish waits for it */
 	char *upload_name;  /* and the name */
 	uint64_t bytes_sent;

@@ -1,6 +1,7 @@
 /* statuscmd: `uploadfs status [--json] [--watch] MOUNTPOINT` — reads the mount root's
- * user.uploadfs.status and shows each upload in flight or failed: a table with progress
- * bars, rate and ETA on a terminal, plain lines otherwise, JSON for scripts. */
+ * user.uploadfs.status and shows each upload in flight or failed: a header, an overall
+ * line, and a row per upload that fits the terminal (bar, bytes sent of the total, a rate
+ * averaged over a few seconds, ETA); plain lines otherwise; JSON for scripts. */
 #ifndef UF_STATUSCMD_H
 #define UF_STATUSCMD_H
 

@@ -67,7 +67,7 @@ static char *mount_status(struct uf_mount *m)
 		return NULL;
 	}
 	size_t used = 200 + strlen(m->mount_abs) + strlen(up_client_base(m->client));
-	size_t more = 0, counts[5] = {0};
+	size_t more = 0, counts[5] = {0}, writing = 0;
 	for (int pass = 0; pass < 2; pass++) { /* in flight first, then failed */
 		for (size_t i = 0; i < m->tree.ninodes; i++) {
 			struct uf_node *n = m->tree.inodes[i];
@@ -80,6 +80,9 @@ static char *mount_status(struct uf_mount *m)
 			if (pass == 0 ? !active : !failed)
 				continue;
 			counts[st]++;
+			/* still open for writing: its bytes may grow; else they are final */
+			bool is_open = !failed && !ws.sealed && !n->finishing;
+			writing += is_open;
 			char *path = uf_tree_path(n);
 			json_object *e = json_object_new_object();
 			if (!path || !e) {
@@ -93,7 +96,14 @@ static char *mount_status(struct uf_mount *m)
 			json_object_object_add(e, "name", json_object_new_string(path));
 			json_object_object_add(e, "status",
 					       json_object_new_string(uf_life_status_name(st)));
-			json_object_object_add(e, "bytes", json_object_new_uint64(ws.size));
+			/* bytes: the final size when known (announced by the size hint, ftruncate
+			 * or fallocate, or the file closed), else the bytes written so far */
+			json_object_object_add(e, "bytes", json_object_new_uint64(
+							       ws.total_known ? ws.total : ws.size));
+			json_object_object_add(e, "bytes_written", json_object_new_uint64(ws.size));
+			json_object_object_add(e, "size_known",
+					       json_object_new_boolean(ws.total_known));
+			json_object_object_add(e, "writing", json_object_new_boolean(is_open));
 			json_object_object_add(e, "bytes_sent",
 					       json_object_new_uint64(ws.bytes_sent));
 			json_object_object_add(e, "seconds", json_object_new_double(secs));
@@ -119,6 +129,7 @@ static char *mount_status(struct uf_mount *m)
 	json_object_object_add(root, "pending", json_object_new_uint64(counts[UF_PENDING]));
 	json_object_object_add(root, "uploading", json_object_new_uint64(counts[UF_UPLOADING]));
 	json_object_object_add(root, "failed", json_object_new_uint64(counts[UF_FAILED]));
+	json_object_object_add(root, "writing", json_object_new_uint64(writing));
 	json_object_object_add(root, "more", json_object_new_uint64(more));
 	struct up_away aw;
 	up_client_away(m->client, &aw);
