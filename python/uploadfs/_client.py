@@ -133,6 +133,8 @@ class _PartData:
         self._file = None
         if isinstance(data, tuple):
             data = data[1]
+        if isinstance(data, str):
+            raise TypeError("data must be bytes, a file object or a path (os.PathLike)")
         if isinstance(data, os.PathLike):
             data = self._opened = open(data, "rb")
         if not isinstance(data, (_bytes, bytearray, memoryview)):

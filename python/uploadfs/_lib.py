@@ -200,8 +200,7 @@ def _candidates():
                         return [os.path.join(d, name)]
             return [os.path.join(given, SONAME)]
         return [given]
-    found = ctypes.util.find_library("uploadfs")
-    return [SONAME] + ([found] if found and found != SONAME else [])
+    return [SONAME, None]  # None: ctypes.util.find_library's answer, if SONAME fails
 
 
 def load():
@@ -212,6 +211,10 @@ def load():
             return _lib
         tried = []
         for name in _candidates():
+            if name is None:
+                name = ctypes.util.find_library("uploadfs")
+                if not name:
+                    continue
             try:
                 lib = ctypes.CDLL(name)
                 break

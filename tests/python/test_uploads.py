@@ -184,6 +184,8 @@ def test_a_wrong_upload_id_is_not_found(server):
                 call()
             assert e.value.status_code == 404 and e.value.errno == 2
             assert "upload_nope" in e.value.message
+        with pytest.raises(TypeError, match="data must be bytes"):
+            c.parts.create("upload_nope", data="a str is not content")
         # a bad request names its param
         up = c.create(bytes=4, filename="b", mime_type="x", purpose="batch")
         p = c.parts.create(up.id, data=b"abc")
