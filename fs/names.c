@@ -33,7 +33,17 @@ void uf_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		up_writer_replaced(w, &gone);
 	uf_tree_unlock(&m->tree);
 
-	int rc = 0;
+	/* -o no_delete: nothing changes, here or on the server */
+	int rc = gone.n ? uf_no_delete(m, "rm of", name, gone.ids[0]) : 0;
+	if (rc < 0) {
+		up_idlist_clear(&gone);
+		up_writer_free(w);
+		pthread_mutex_lock(&m->tree.mu);
+		uf_life_unpin(m, n);
+		uf_tree_unlock(&m->tree);
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	struct up_error err;
 	/* rm of a file still uploading cancels its upload */
 	if (w)
@@ -331,6 +341,26 @@ static int recheck(struct uf_mount *m, fuse_ino_t parent, const char *name, fuse
 	return err ? err : wait ? EBUSY : 0;
 }
 
+/* -o no_delete: a rename that would delete a remote file — the one moved (the API cannot
+ * rename: it goes up again under the new name and the old is deleted), or the one its
+ * new name replaces — is refused (tree lock held): 0 or -EPERM. */
+static int no_delete_check(struct uf_mount *m, struct uf_node *n, struct uf_node *dst,
+			   bool again, const char *name)
+{
+	if (again)
+		return uf_no_delete(m, "mv of", name, n->kind == UF_FILE ? n->file_id : NULL);
+	if (!dst || dst == n)
+		return 0;
+	struct up_idlist ids = {0};
+	if (dst->remote)
+		up_idlist_add(&ids, dst->file_id);
+	if (dst->w)
+		up_writer_replaced(dst->w, &ids);
+	int rc = ids.n ? uf_no_delete(m, "mv onto", dst->name, ids.ids[0]) : 0;
+	up_idlist_clear(&ids);
+	return rc;
+}
+
 void uf_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
@@ -349,6 +379,8 @@ void uf_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_
 	bool again;
 	int err = rename_lookup(m, parent, name, newparent, newname, flags, &n, &ndir, &dst,
 				&again);
+	if (!err && m->cfg.no_delete)
+		err = -no_delete_check(m, n, dst, again, name);
 	if (!err && again) {
 		/* files on the server: the API cannot rename, so they go up again under their
 		 * new names before anything changes here; the old ones are deleted after */

@@ -363,6 +363,10 @@ static int open_for_write(struct uf_mount *m, struct uf_node *n, bool trunc,
 			up_idlist_add(&old, n->file_id);
 		if (n->w) /* a failed or cancelled version's targets stay to be replaced */
 			up_writer_replaced(n->w, &old);
+		if (old.n && uf_no_delete(m, "O_TRUNC of", n->name, old.ids[0]) < 0) {
+			up_idlist_clear(&old);
+			return EPERM; /* -o no_delete */
+		}
 		if (!*fresh) {
 			up_idlist_clear(&old);
 			return EIO; /* no spool could be made */

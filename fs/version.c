@@ -72,11 +72,17 @@ int uf_version_begin(struct uf_mount *m, struct uf_node *n)
 	char id[UP_ID_MAX];
 	snprintf(id, sizeof id, "%s", n->file_id);
 	uint64_t bytes = n->bytes;
+	char *path = need && m->cfg.no_delete ? uf_tree_path(n) : NULL;
 	uf_tree_unlock(&m->tree);
 	if (!need)
 		return 0;
+	/* -o no_delete: a new version would delete this one once complete */
+	int rc = uf_no_delete(m, "a change to", path ? path : n->file_id, id);
+	free(path);
+	if (rc < 0)
+		return rc;
 	struct up_writer *w = NULL;
-	int rc = seed(m, n, "change", bytes, &w);
+	rc = seed(m, n, "change", bytes, &w);
 	if (rc < 0)
 		return rc;
 	pthread_mutex_lock(&m->tree.mu);
