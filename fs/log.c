@@ -2,11 +2,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <paths.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,12 +53,35 @@ int uf_logger_to_file(struct uf_logger *lg, const char *path)
 	return 0;
 }
 
-void uf_logger_daemonized(struct uf_logger *lg)
+/* Whether a syslog daemon listens on /dev/log (datagram or stream, as syslog(3) tries). */
+static bool syslog_answers(void)
+{
+	static const int types[] = {SOCK_DGRAM, SOCK_STREAM};
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", _PATH_LOG);
+	for (size_t i = 0; i < 2; i++) {
+		int fd = socket(AF_UNIX, types[i] | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+		close(fd);
+		if (rc == 0)
+			return true;
+	}
+	return false;
+}
+
+int uf_logger_daemonized(struct uf_logger *lg, const char *fallback)
 {
 	if (lg->to == UF_TO_FILE)
-		return;
+		return 0;
+	if (!syslog_answers()) {
+		int rc = uf_logger_to_file(lg, fallback);
+		return rc < 0 ? rc : 1;
+	}
 	openlog("uploadfs", LOG_PID, LOG_DAEMON);
 	lg->to = UF_TO_SYSLOG;
+	return 0;
 }
 
 int uf_logger_reopen(struct uf_logger *lg)

@@ -1,5 +1,6 @@
 /* log: where the daemon's lines go — stderr (-f), syslog (daemonized), or a file
- * (-o log=FILE) that SIGHUP reopens, so logrotate can move it away. */
+ * (-o log=FILE, or cache_dir/uploadfs.log for a daemon with no syslog) that SIGHUP
+ * reopens, so logrotate can move it away. */
 #ifndef UF_LOG_H
 #define UF_LOG_H
 
@@ -22,8 +23,11 @@ struct uf_logger {
 void uf_logger_init(struct uf_logger *lg);
 /* Lines go to path (opened now, O_APPEND, mode 0600; relative to the current directory). */
 int uf_logger_to_file(struct uf_logger *lg, const char *path);
-/* Lines go to syslog unless a file was chosen (called when the daemon leaves the terminal). */
-void uf_logger_daemonized(struct uf_logger *lg);
+/* The daemon leaves the terminal: unless a file was chosen, lines go to syslog when a
+ * syslog daemon answers on /dev/log, else to the file fallback (as uf_logger_to_file).
+ * Returns 0 (syslog, or the file chosen before), 1 (the fallback file), or -errno when
+ * the fallback cannot be opened (lines then go to stderr, which the daemon closes). */
+int uf_logger_daemonized(struct uf_logger *lg, const char *fallback);
 /* With a file: SIGHUP reopens it. Blocks SIGHUP in the calling thread, so call it before
  * any other thread starts (they inherit the mask); a thread of its own waits for it. */
 int uf_logger_start(struct uf_logger *lg);

@@ -97,3 +97,85 @@ INNER
 	grep -E '^<27>.* uploadfs\[[0-9]+\]: upload of big\.txt failed: ' "$BATS_TEST_TMPDIR/syslog.txt"
 	grep -E '^<30>.* uploadfs\[[0-9]+\]: unmounted ' "$BATS_TEST_TMPDIR/syslog.txt"
 }
+
+@test "a daemonized mount with no syslog logs to cache_dir/uploadfs.log, and says so at start" {
+	# a private mount namespace whose /dev is a fresh tmpfs with no /dev/log: syslog(3)
+	# has nowhere to go there
+	cat >"$BATS_TEST_TMPDIR/inner.sh" <<'INNER'
+set -e
+T=$1 BASE=$2 BIN=$3
+mount --make-rprivate /
+mount -t tmpfs -o mode=755 none /dev
+mknod -m 666 /dev/null c 1 3
+mknod -m 666 /dev/urandom c 1 9
+mknod -m 666 /dev/fuse c 10 229
+# nothing answers on /dev/log (datagram or stream)
+for t in SOCK_DGRAM SOCK_STREAM; do
+	if python3 -c "import socket; socket.socket(socket.AF_UNIX, socket.$t).connect('/dev/log')" 2>/dev/null; then
+		echo "syslog answers in the namespace" >&2
+		exit 4
+	fi
+done
+mkdir -p "$T/nmnt"
+"$BIN" -o "api_base=$BASE,cache_dir=$T/ncache" "$T/nmnt" 2>"$T/start.err"
+mkdir "$T/nmnt/d"
+echo hello >"$T/nmnt/d/n.txt"
+if setfattr -n user.purpose -v bogus "$T/nmnt/d" 2>"$T/setfattr.err"; then exit 3; fi
+fusermount3 -u "$T/nmnt"
+for i in $(seq 100); do grep -q unmounted "$T/ncache/uploadfs.log" && break; sleep 0.05; done
+INNER
+	unshare -m bash "$BATS_TEST_TMPDIR/inner.sh" "$BATS_TEST_TMPDIR" "$BASE" "$UPLOADFS"
+	! grep -q " $BATS_TEST_TMPDIR/nmnt " /proc/mounts
+	# said on stderr before the daemon left the terminal
+	grep -q "no syslog (/dev/log does not answer): logging to $BATS_TEST_TMPDIR/ncache/uploadfs.log" "$BATS_TEST_TMPDIR/start.err"
+	grep -q "Invalid argument" "$BATS_TEST_TMPDIR/setfattr.err"
+	LOGF=$BATS_TEST_TMPDIR/ncache/uploadfs.log
+	cat "$LOGF" >&2
+	[ "$(stat -c %a "$LOGF")" = 600 ]
+	grep -q "uploadfs info: mounted $BASE on $BATS_TEST_TMPDIR/nmnt" "$LOGF"
+	grep -qE "uploadfs info: uploaded d/n\.txt \(6 bytes" "$LOGF"
+	# the EINVAL names the valid purposes
+	grep -E "uploadfs warning: d: 'bogus' is not a purpose \(.*assistants.*batch.*fine-tune.*vision.*user_data.*evals.*\)" "$LOGF"
+	grep -q "uploadfs info: unmounted $BATS_TEST_TMPDIR/nmnt" "$LOGF"
+}
+
+@test "-o log_level=error keeps errors and drops warnings; --log-file and --log-level are the same" {
+	mount_fs --log-file "$LOG" --log-level=error
+	mkdir "$MNT/d"
+	run setfattr -n user.purpose -v bogus "$MNT/d"
+	[ "$status" != 0 ]
+	[[ "$output" == *"Invalid argument"* ]]
+	run cp /etc/services "$MNT/big.txt"
+	[ "$status" != 0 ]
+	echo hi >"$MNT/ok.txt"
+	cat "$LOG" >&2
+	grep -qE "uploadfs error: upload of big\.txt failed: .+" "$LOG"
+	! grep -q "is not a purpose" "$LOG"
+	! grep -q "uploadfs info:" "$LOG"
+	umount_fs
+	# the default (info): the warning is there, and the info lines
+	rm -f "$LOG"
+	mount_fs -o "log=$LOG"
+	run setfattr -n user.purpose -v bogus "$MNT/d"
+	[ "$status" != 0 ]
+	grep -q "uploadfs warning: d: 'bogus' is not a purpose" "$LOG"
+	grep -q "uploadfs info: mounted" "$LOG"
+	! grep -q "uploadfs debug:" "$LOG"
+	umount_fs
+	# debug: the debug lines too, in the file (no -d, no foreground stderr)
+	rm -f "$LOG"
+	mount_fs -o "log=$LOG,log_level=debug"
+	echo x >"$MNT/dbg.txt"
+	grep -q "uploadfs debug:" "$LOG"
+}
+
+@test "-o log_level with another value is refused before mounting, naming the valid ones" {
+	run "$UPLOADFS" -f -o "api_base=$BASE,cache_dir=$BATS_TEST_TMPDIR/c,log_level=bogus" "$BATS_TEST_TMPDIR"
+	[ "$status" = 2 ]
+	[ "$(wc -l <<<"$output")" = 1 ]
+	[[ "$output" == *"log_level=bogus"*"error, warn, info or debug"* ]]
+	! grep -q " $BATS_TEST_TMPDIR fuse" /proc/mounts
+	run "$UPLOADFS" -f --log-level verbose -o "api_base=$BASE" "$BATS_TEST_TMPDIR"
+	[ "$status" = 2 ]
+	[[ "$output" == *"log_level=verbose"*"error, warn, info or debug"* ]]
+}
