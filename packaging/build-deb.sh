@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Debian package from packaging/debian: copies the source tree (the files git
 # knows, or everything but build output), puts debian/ at its top, and runs
-# dpkg-buildpackage -b -us -uc. The .deb lands in OUTDIR (default build/deb).
+# dpkg-buildpackage -b -us -uc. The .debs (uploadfs, python3-uploadfs) land in OUTDIR
+# (default build/deb).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$top/build/deb}
@@ -17,6 +18,6 @@ else
 fi
 cp -r "$top/packaging/debian" "$src/debian"
 (cd "$src" && DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" dpkg-buildpackage -b -us -uc)
-rm -f "$out"/uploadfs_*.deb
-mv "$work"/uploadfs_*.deb "$out/"
-ls "$out"/uploadfs_*.deb
+rm -f "$out"/uploadfs_*.deb "$out"/python3-uploadfs_*.deb
+mv "$work"/uploadfs_*.deb "$work"/python3-uploadfs_*.deb "$out/"
+ls "$out"/uploadfs_*.deb "$out"/python3-uploadfs_*.deb

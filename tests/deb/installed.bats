@@ -152,3 +152,29 @@ C
 	[ "$("$BATS_TEST_TMPDIR/p")" = "$(dpkg-query -W -f '${Version}' uploadfs)" ]
 	ldd "$BATS_TEST_TMPDIR/p" | grep -qE 'libuploadfs\.so\.0 => (/usr)?/lib/x86_64-linux-gnu/libuploadfs\.so\.0'
 }
+
+@test "python3-uploadfs: import uploadfs finds the installed library and uploads a file" {
+	dpkg -s python3-uploadfs >/dev/null
+	[ -f /usr/lib/python3/dist-packages/uploadfs/__init__.py ]
+	start_server --allow-downloads
+	head -c 3000000 /dev/urandom >"$BATS_TEST_TMPDIR/py.bin"
+	cd "$BATS_TEST_TMPDIR"
+	# -I: no PYTHONPATH, no user site, not the current directory; no UPLOADFS_LIBRARY
+	run env -u UPLOADFS_LIBRARY /usr/bin/python3 -I -c '
+import hashlib, sys, uploadfs
+path = sys.argv[2]
+c = uploadfs.Uploads(base_url=sys.argv[1])
+up = c.upload_file_chunked(file=path, mime_type="application/octet-stream", purpose="batch",
+                           part_size=1 << 20, md5=hashlib.md5(open(path, "rb").read()).hexdigest())
+libs = {l.split()[-1] for l in open("/proc/self/maps") if "libuploadfs" in l}
+print(uploadfs.__file__, up.status, up.file.id, up.file.bytes, uploadfs.library_version(), *libs)
+' "$BASE" "$BATS_TEST_TMPDIR/py.bin"
+	echo "$output"
+	[ "$status" = 0 ]
+	read -r module upstatus id bytes version lib <<<"$output"
+	[ "$module" = /usr/lib/python3/dist-packages/uploadfs/__init__.py ]
+	[ "$upstatus" = completed ] && [ "$bytes" = 3000000 ]
+	[ "$version" = "$(dpkg-query -W -f '${Version}' uploadfs)" ]
+	[[ "$lib" == /usr/lib/x86_64-linux-gnu/libuploadfs.so.0* ]]
+	[ "$(curl -sS "$BASE/files/$id/content" | md5sum)" = "$(md5sum <"$BATS_TEST_TMPDIR/py.bin")" ]
+}
