@@ -48,6 +48,26 @@ mkdir -p build
 build build || { echo "0 passed, 1 failed"; exit 1; }
 mkdir -p "$log"
 run_suite release build
+# The Python binding (tests/python, pytest) on the release build, not under ASan: each test
+# counts once (its junit testcase); a pytest that crashes or collects nothing is a failure.
+echo "== release: python"
+rm -f "$log/release-python.xml"
+UPLOADFS_BUILD=$top/build UPLOADFS_LIBRARY=$top/build/core/libuploadfs.so.0 \
+	/usr/bin/python3 -m pytest -q -rA -p no:cacheprovider --junitxml="$log/release-python.xml" \
+	tests/python >"$log/release-python.txt" 2>&1
+py_rc=$?
+grep -E '^(FAILED|ERROR) ' "$log/release-python.txt" | head -n 50
+read -r py_ok py_bad < <(/usr/bin/python3 - "$log/release-python.xml" <<'PY' || echo "0 1"
+import sys, xml.etree.ElementTree as ET
+cases = list(ET.parse(sys.argv[1]).iter("testcase"))
+bad = sum(1 for c in cases if any(x.tag in ("failure", "error", "skipped") for x in c))
+print(len(cases) - bad, bad)
+PY
+)
+if [ "$py_rc" != 0 ] && [ "$py_bad" = 0 ]; then py_bad=1; fi
+passed=$((passed + py_ok))
+failed=$((failed + py_bad))
+echo "   $py_ok passed, $py_bad failed"
 # valgrind over a server and a mount session (release build: valgrind cannot run ASan's)
 echo "== release: valgrind"
 UPLOADFS_BUILD=$top/build bats --tap tests/valgrind >"$log/release-valgrind.txt" 2>&1
@@ -58,7 +78,7 @@ count_tap "$log/release-valgrind.txt"
 # (mount -t fuse.uploadfs, an fstab, systemd-analyze verify).
 echo "== deb: build, install, test"
 if bash packaging/build-deb.sh "$top/build/deb" >"$log/deb-build.txt" 2>&1 &&
-	dpkg -i "$top"/build/deb/uploadfs_*.deb >>"$log/deb-build.txt" 2>&1; then
+	dpkg -i "$top"/build/deb/uploadfs_*.deb "$top"/build/deb/python3-uploadfs_*.deb >>"$log/deb-build.txt" 2>&1; then
 	echo "ok the package builds and installs"
 	passed=$((passed + 1))
 	bats --tap tests/deb >"$log/deb-bats.txt" 2>&1
