@@ -1,12 +1,14 @@
 /* uploadfs: mount an OpenAI-compatible Uploads API; every file written in the mount becomes
  * an upload. main is the sequence: parse, connect, mount, daemonize, loop. */
 #include "mount.h"
+#include "args.h"
 #include "meta.h"
 #include "parse.h"
 #include "listing.h"
 #include "purpose.h"
 #include "recover.h"
 #include "statuscmd.h"
+#include "filecmds.h"
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
@@ -31,8 +33,8 @@ static void client_log(void *ud, enum up_log_level level, const char *line)
 struct raw_opts {
 	char *api_base, *api_key_file, *ca_file, *purpose, *part_size, *parallel, *cache_dir, *retries,
 	    *timeout, *max_file_size, *uid, *gid, *umask, *api_key, *log, *size_hint, *cache_size, *list_interval,
-	    *sweep_interval, *retry_window;
-	int async_close, allow_http, allow_other;
+	    *sweep_interval, *retry_window, *log_level;
+	int async_close, allow_http, allow_other, no_delete;
 };
 
 enum { KEY_ALLOW_OTHER = 1 };
@@ -58,24 +60,32 @@ static const struct fuse_opt opt_table[] = {
     OPT("gid=%s", gid),
     OPT("umask=%s", umask),
     OPT("log=%s", log),
+    OPT("log_level=%s", log_level),
     OPT("size_hint=%s", size_hint),
     OPT("cache_size=%s", cache_size),
     OPT("list_interval=%s", list_interval),
     OPT("sweep_interval=%s", sweep_interval),
     {"async", offsetof(struct raw_opts, async_close), 1},
     {"allow_http", offsetof(struct raw_opts, allow_http), 1},
+    {"no_delete", offsetof(struct raw_opts, no_delete), 1},
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
     FUSE_OPT_END,
 };
 
 /* allow_other is kept for libfuse, and noted: others may then see the mount, so the
- * kernel must check permissions (default_permissions). */
+ * kernel must check permissions (default_permissions). An option neither uploadfs nor
+ * libfuse knows is refused now, before any network access. */
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
-	(void)arg;
 	(void)outargs;
 	if (key == KEY_ALLOW_OTHER)
 		((struct raw_opts *)data)->allow_other = 1;
+	if (key == FUSE_OPT_KEY_OPT && !uf_args_fuse_known(arg)) {
+		char why[512];
+		uf_args_unknown(arg, why, sizeof why);
+		fprintf(stderr, "uploadfs: %s\n", why);
+		return -1;
+	}
 	return 1;
 }
 
@@ -83,9 +93,10 @@ static void usage(const char *prog)
 {
 	printf("usage: %s [options] MOUNTPOINT\n"
 	       "       %s status [--json] [--watch] MOUNTPOINT\n"
+	       "       %s put|ls|rm|get|cancel ...  (no FUSE needed; %s put --help)\n"
 	       "Mount an OpenAI-compatible Uploads API: every file written becomes an upload.\n\n"
-	       "  -f                     stay in the foreground\n"
-	       "  -d                     debug log to stderr (implies -f)\n"
+	       "  -f, --foreground       stay in the foreground\n"
+	       "  -d, --debug            debug log to stderr (implies -f)\n"
 	       "  -s                     single-threaded\n"
 	       "  -V, --version          the version\n"
 	       "  -o api_base=URL        base URL ending in /v1 ($OPENAI_BASE_URL, "
@@ -94,7 +105,7 @@ static void usage(const char *prog)
 	       "  -o purpose=P           purpose of files with no xattr (assistants)\n"
 	       "  -o part_size=SIZE      part size, 1M to 64M (8M)\n"
 	       "  -o parallel=N          part uploads in flight (4)\n"
-	       "  -o cache_dir=DIR       spool and state (~/.cache/uploadfs)\n"
+	       "  -o cache_dir=DIR       spool and state (~/.cache/uploadfs); --cache-dir DIR\n"
 	       "  -o retries=N           retries of a failed request (5)\n"
 	       "  -o timeout=SECONDS     stall timeout of a request (60)\n"
 	       "  -o retry_window=SECONDS how long an outage is retried past the retries (300)\n"
@@ -107,35 +118,25 @@ static void usage(const char *prog)
 	       "  -o allow_http          plain http:// to a host that is not loopback\n"
 	       "  -o ca_file=PATH        CA certificates (PEM) to verify the server with\n"
 	       "                         ($SSL_CERT_FILE; else the system's)\n"
-	       "  -o log=FILE            log to FILE (SIGHUP reopens it), not syslog/stderr\n"
+	       "  -o log=FILE            log to FILE (SIGHUP reopens it); --log-file FILE.\n"
+	       "                         Otherwise -f logs to stderr, a daemon to syslog, or\n"
+	       "                         to cache_dir/uploadfs.log when there is no syslog\n"
+	       "  -o log_level=L         error, warn, info or debug (info); --log-level L\n"
+	       "  -o no_delete           never delete a remote file: rm, and mv, truncate or\n"
+	       "                         edits that would replace one, fail with EPERM\n"
 	       "  -o size_hint=auto|off  auto: a new file's size is taken from the file cp\n"
 	       "                         copies from, so its upload starts at once (auto)\n"
 	       "  -o allow_other, default_permissions, uid=N, gid=N, umask=M, ro\n"
+	       "                         (--allow-other, --read-only)\n"
 	       "Portkey: PORTKEY_API_KEY, PORTKEY_VIRTUAL_KEY, PORTKEY_PROVIDER, PORTKEY_CONFIG,\n"
 	       "PORTKEY_CUSTOM_HOST, PORTKEY_BASE_URL.\n",
-	       prog, prog);
+	       prog, prog, prog, prog);
 }
 
 static int refuse(const char *opt, const char *val, const char *why)
 {
 	fprintf(stderr, "uploadfs: invalid -o %s=%s: %s\n", opt, val, why);
 	return -EINVAL;
-}
-
-static char *default_cache_dir(void)
-{
-	char buf[PATH_MAX];
-	const char *xdg = getenv("XDG_CACHE_HOME");
-	const char *home = getenv("HOME");
-	if (getuid() == 0)
-		snprintf(buf, sizeof buf, "/var/cache/uploadfs");
-	else if (xdg && *xdg)
-		snprintf(buf, sizeof buf, "%s/uploadfs", xdg);
-	else if (home && *home)
-		snprintf(buf, sizeof buf, "%s/.cache/uploadfs", home);
-	else
-		snprintf(buf, sizeof buf, "/tmp/uploadfs-%u", (unsigned)getuid());
-	return strdup(buf);
 }
 
 static int check_options(struct raw_opts *r, struct uf_config *c)
@@ -215,7 +216,7 @@ static int check_options(struct raw_opts *r, struct uf_config *c)
 	c->api_base = r->api_base ? strdup(r->api_base) : NULL;
 	c->api_key_file = r->api_key_file ? strdup(r->api_key_file) : NULL;
 	c->ca_file = r->ca_file ? strdup(r->ca_file) : NULL;
-	c->cache_dir = r->cache_dir ? strdup(r->cache_dir) : default_cache_dir();
+	c->cache_dir = r->cache_dir ? strdup(r->cache_dir) : uf_default_cache_dir();
 	c->log_file = r->log ? strdup(r->log) : NULL;
 	c->async_close = r->async_close;
 	c->allow_http = r->allow_http;
@@ -232,6 +233,17 @@ static int check_options(struct raw_opts *r, struct uf_config *c)
 				      "expected 1 to 86400 seconds");
 		c->sweep_interval = (double)v;
 	}
+	c->log_level = UF_INFO;
+	if (r->log_level) {
+		static const char *const levels[] = {"error", "warn", "info", "debug"};
+		size_t i = 0;
+		while (i < 4 && strcmp(r->log_level, levels[i]) != 0)
+			i++;
+		if (i == 4)
+			return refuse("log_level", r->log_level, "expected error, warn, info or debug");
+		c->log_level = (enum uf_level)i;
+	}
+	c->no_delete = r->no_delete;
 	c->size_hint = true;
 	if (r->size_hint) {
 		if (strcmp(r->size_hint, "off") != 0 && strcmp(r->size_hint, "auto") != 0)
@@ -285,6 +297,32 @@ static void restore_dir(void *ud, const struct uf_dir_rec *d)
 	free(copy);
 }
 
+/* Where the key came from, for a 401 at start: never the key itself. */
+static void key_source(const struct uf_mount *m, char *out, size_t len)
+{
+	const char *openai = getenv("OPENAI_API_KEY"), *portkey = getenv("PORTKEY_API_KEY");
+	if (m->cfg.api_key_file)
+		snprintf(out, len, "api_key_file %s", m->cfg.api_key_file);
+	else
+		snprintf(out, len, "%s",
+			 openai && *openai     ? "$OPENAI_API_KEY"
+			 : portkey && *portkey ? "$PORTKEY_API_KEY"
+					       : "none (no api_key_file, $OPENAI_API_KEY or "
+						 "$PORTKEY_API_KEY)");
+}
+
+/* A base URL without /v1 that gets a 404 or "Invalid URL": the URL it likely meant. */
+static void v1_hint(const char *base, const struct up_error *err, char *out, size_t len)
+{
+	size_t n = strlen(base);
+	while (n && base[n - 1] == '/')
+		n--;
+	bool v1 = n >= 3 && strncmp(base + n - 3, "/v1", 3) == 0;
+	out[0] = '\0';
+	if (!v1 && (err->status == 404 || strstr(err->message, "Invalid URL")))
+		snprintf(out, len, "; did you mean %.*s/v1?", (int)n, base);
+}
+
 static int setup(struct uf_mount *m)
 {
 	int rc;
@@ -330,7 +368,9 @@ static int setup(struct uf_mount *m)
 			       .allow_http = m->cfg.allow_http,
 			       .log = client_log,
 			       .log_ud = m,
-			       .log_level = m->cfg.debug ? UP_LOG_DEBUG : UP_LOG_WARN};
+			       .log_level = m->cfg.log_level == UF_DEBUG   ? UP_LOG_DEBUG
+					    : m->cfg.log_level == UF_ERROR ? UP_LOG_ERROR
+									   : UP_LOG_WARN};
 	struct up_error err;
 	if ((rc = up_client_new(&uc, &m->client, &err)) < 0) {
 		fprintf(stderr, "uploadfs: %s\n", err.message);
@@ -339,9 +379,18 @@ static int setup(struct uf_mount *m)
 	/* The first listing doubles as the check that the server answers, with this key. */
 	struct up_file_list l;
 	if ((rc = up_files_list(m->client, NULL, &l, &err)) < 0) {
-		fprintf(stderr, "uploadfs: %s %s: %s\n", up_client_base(m->client),
+		const char *base = up_client_base(m->client);
+		char more[PATH_MAX + 64];
+		if (err.status == 401) {
+			key_source(m, more, sizeof more);
+			fprintf(stderr, "uploadfs: %s: the server refused the key from %s: %s\n",
+				base, more, err.message);
+			return rc;
+		}
+		v1_hint(base, &err, more, sizeof more);
+		fprintf(stderr, "uploadfs: %s %s: %s%s\n", base,
 			err.status ? "does not answer as an Uploads/Files API" : "cannot be reached",
-			err.message);
+			err.message, more);
 		return rc;
 	}
 	uf_listing_first(m, &l);
@@ -385,11 +434,32 @@ int main(int argc, char *argv[])
 	/* `uploadfs status MOUNTPOINT` (a mountpoint named "status" is ./status) */
 	if (argc >= 2 && strcmp(argv[1], "status") == 0)
 		return uf_status_main(argc - 1, argv + 1);
-	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	/* the commands of the Files and Uploads APIs, on the mount's engine without FUSE */
+	if (argc >= 2 && uf_files_is_command(argv[1]))
+		return uf_files_main(argc - 1, argv + 1);
+	struct stat first;
+	if (argc >= 3 && argv[1][0] != '-' && !strchr(argv[1], '/') && stat(argv[1], &first) < 0) {
+		/* `uploadfs upload FILE`: a word that is neither a command nor a directory */
+		fprintf(stderr,
+			"uploadfs: '%s' is not a command, and no directory of that name exists to "
+			"mount on (commands: status, put, ls, rm, get, cancel; uploadfs --help)\n",
+			argv[1]);
+		return 2;
+	}
+	/* the long flags become -o forms; an unknown one stops here, before the network */
+	struct uf_args ua = {0};
+	char why[512];
+	int arc = uf_args_normalize(argc, argv, &ua, why, sizeof why);
+	if (arc < 0) {
+		fprintf(stderr, "uploadfs: %s\n", arc == -EINVAL ? why : strerror(-arc));
+		return 2;
+	}
+	struct fuse_args args = FUSE_ARGS_INIT(ua.argc, ua.argv);
 	struct raw_opts raw = {0};
 	struct fuse_cmdline_opts cl = {0};
 	struct uf_mount m = {0};
 	struct fuse_session *se = NULL;
+	bool handlers = false;
 	int status = 1;
 	uf_logger_init(&m.log);
 	m.cache_lock_fd = -1;
@@ -444,21 +514,39 @@ int main(int argc, char *argv[])
 		}
 	}
 	m.cfg.debug = cl.debug;
+	if (cl.debug)
+		m.cfg.log_level = UF_DEBUG;
 	m.cfg.foreground = cl.foreground || cl.debug;
 	m.cfg.single_thread = cl.singlethread;
-	if (setup(&m) < 0)
-		goto out;
 	/* shows as "uploadfs ... fuse.uploadfs" in /proc/mounts, like mount -t fuse.uploadfs */
 	if (fuse_opt_add_arg(&args, "-osubtype=uploadfs,fsname=uploadfs") < 0 ||
 	    (raw.allow_other && fuse_opt_add_arg(&args, "-odefault_permissions") < 0))
 		goto out;
+	/* libfuse's options are checked here too, before the network (no I/O yet) */
 	se = fuse_session_new(&args, &uf_ops, sizeof uf_ops, &m);
-	if (!se)
+	if (!se) {
+		status = 2;
 		goto out; /* libfuse said why (an unknown option, ...) */
-	if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, cl.mountpoint) != 0)
+	}
+	if (setup(&m) < 0)
 		goto out;
-	if (!m.cfg.foreground)
-		uf_logger_daemonized(&m.log);
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out;
+	handlers = true;
+	if (fuse_session_mount(se, cl.mountpoint) != 0)
+		goto out;
+	if (!m.cfg.foreground) {
+		/* no syslog socket here (a container, a minimal system): a file in cache_dir */
+		char path[PATH_MAX + 16];
+		snprintf(path, sizeof path, "%s/uploadfs.log", m.cfg.cache_dir);
+		int rc = uf_logger_daemonized(&m.log, path);
+		if (rc == 1)
+			fprintf(stderr, "uploadfs: no syslog (/dev/log does not answer): logging to %s\n",
+				path);
+		else if (rc < 0)
+			fprintf(stderr, "uploadfs: no syslog, and %s cannot be opened (%s): nothing "
+					"will be logged\n", path, strerror(-rc));
+	}
 	fuse_daemonize(m.cfg.foreground);
 	/* worker threads only after daemonizing (fork keeps one thread), and after SIGHUP
 	 * is blocked for them all */
@@ -485,7 +573,8 @@ int main(int argc, char *argv[])
 	uf_log(&m, UF_INFO, "unmounted %s", cl.mountpoint);
 out:
 	if (se) {
-		fuse_remove_signal_handlers(se);
+		if (handlers)
+			fuse_remove_signal_handlers(se);
 		fuse_session_destroy(se);
 	}
 	teardown(&m);
@@ -511,5 +600,7 @@ out:
 	free(raw.cache_size);
 	free(raw.list_interval);
 	free(raw.sweep_interval);
+	free(raw.log_level);
+	uf_args_free(&ua);
 	return status;
 }

@@ -35,6 +35,8 @@ struct uf_config {
 	bool debug;
 	bool single_thread;
 	bool read_only;
+	bool no_delete;		/* -o no_delete: nothing deletes a remote file (EPERM) */
+	enum uf_level log_level; /* lines above it are dropped (-d: UF_DEBUG) */
 	uid_t uid;
 	gid_t gid;
 	mode_t umask;
@@ -67,9 +69,17 @@ struct uf_mount {
 	struct uf_logger log;
 };
 
-/* One log line (fs/mount.c): debug lines only with -d. */
+/* cache_dir when none is given (fs/mount.c): /var/cache/uploadfs for root, else
+ * $XDG_CACHE_HOME/uploadfs or ~/.cache/uploadfs. The caller frees it; NULL: no memory. */
+char *uf_default_cache_dir(void);
+
+/* One log line (fs/mount.c): lines up to -o log_level (debug with -d). */
 void uf_log(struct uf_mount *m, enum uf_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* -o no_delete: 0 when it is off; else logs one line (what was refused on name, and the
+ * remote file it would delete) and returns -EPERM. */
+int uf_no_delete(struct uf_mount *m, const char *what, const char *name, const char *file_id);
 
 /* The FUSE operations (fs/ops.c). */
 extern const struct fuse_lowlevel_ops uf_ops;

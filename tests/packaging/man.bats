@@ -19,6 +19,18 @@ render() { MANWIDTH=100 man -l "$MAN/$1" 2>"$BATS_TEST_TMPDIR/warn"; }
 	done
 }
 
+@test "uploadfs-put, -ls, -rm, -get and -cancel(1) render and document every flag of their --help" {
+	local c flag out
+	for c in put ls rm get cancel; do
+		out=$(render "uploadfs-$c.1")
+		[ ! -s "$BATS_TEST_TMPDIR/warn" ]
+		[[ "$out" == *"uploadfs $c"* ]]
+		for flag in $("$UPLOADFS_BUILD/fs/uploadfs" "$c" --help | grep -o -- '--[a-z-]*' | sort -u); do
+			grep -q -- "$flag" <<<"$out" || { echo "uploadfs-$c(1) lacks $flag" >&2; return 1; }
+		done
+	done
+}
+
 @test "uploadfs-server(1) renders and documents every flag" {
 	out=$(render uploadfs-server.1)
 	[ ! -s "$BATS_TEST_TMPDIR/warn" ]
@@ -53,6 +65,8 @@ render() { MANWIDTH=100 man -l "$MAN/$1" 2>"$BATS_TEST_TMPDIR/warn"; }
 	DESTDIR=$root meson install -C "$UPLOADFS_BUILD" --no-rebuild --quiet >/dev/null
 	[ -n "$(find "$root" -path '*/man1/uploadfs.1*')" ]
 	[ -n "$(find "$root" -path '*/man1/uploadfs-server.1*')" ]
+	[ -n "$(find "$root" -path '*/man1/uploadfs-put.1*')" ]
+	[ -n "$(find "$root" -path '*/man1/uploadfs-cancel.1*')" ]
 	[ -n "$(find "$root" -path '*/man3/libuploadfs.3*')" ]
 	[ -n "$(find "$root" -path '*/man8/mount.uploadfs.8*')" ]
 	helper=$(find "$root" -path '*/sbin/mount.uploadfs')
