@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -88,6 +89,7 @@ def server(tmp_path):
     yield start
     for s in started:
         s.stop()
+        shutil.rmtree(s.data, ignore_errors=True)  # pytest keeps tmp_path: not the content
 
 
 def max_overlap(intervals):

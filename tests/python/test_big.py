@@ -24,9 +24,12 @@ def test_300_mib_in_8_mib_parts_4_in_flight(server, link, tmp_path):
             md5.update(block)
             f.write(block)
     with uploadfs.Uploads(base_url=far.base) as c:
-        up = c.upload_file_chunked(file=path, mime_type="application/octet-stream",
-                                   purpose="batch", part_size=8 * MiB, parallel=4,
-                                   md5=md5.hexdigest())
+        try:
+            up = c.upload_file_chunked(file=path, mime_type="application/octet-stream",
+                                       purpose="batch", part_size=8 * MiB, parallel=4,
+                                       md5=md5.hexdigest())
+        finally:
+            path.unlink()
         assert up.status == "completed" and up.bytes == size and up.file.bytes == size
         # the server's content, downloaded straight from the server, hashed as it comes
         with uploadfs.Uploads(base_url=srv.base) as direct:
