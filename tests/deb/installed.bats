@@ -56,7 +56,7 @@ copy_and_check() { # MOUNTPOINT NAME
 	[ -f /usr/include/uploadfs/uploadfs.h ]
 	[ "$(pkg-config --modversion uploadfs)" = "$(dpkg-query -W -f '${Version}' uploadfs)" ]
 	ldconfig -p | grep -q 'libuploadfs.so.0 '
-	for p in uploadfs uploadfs-server libuploadfs mount.uploadfs; do man -w "$p"; done
+	for p in uploadfs uploadfs-server libuploadfs mount.uploadfs uploadfs-put uploadfs-ls uploadfs-rm uploadfs-get uploadfs-cancel; do man -w "$p"; done
 	[ -f /usr/lib/systemd/system/uploadfs-server.service ]
 	[ -f /usr/share/doc/uploadfs/examples/mnt-uploads.mount ]
 	[ -f /usr/share/doc/uploadfs/examples/fstab.example ]
@@ -177,4 +177,17 @@ print(uploadfs.__file__, up.status, up.file.id, up.file.bytes, uploadfs.library_
 	[ "$version" = "$(dpkg-query -W -f '${Version}' uploadfs)" ]
 	[[ "$lib" == /usr/lib/x86_64-linux-gnu/libuploadfs.so.0* ]]
 	[ "$(curl -sS "$BASE/files/$id/content" | md5sum)" = "$(md5sum <"$BATS_TEST_TMPDIR/py.bin")" ]
+}
+
+@test "the installed uploadfs put, ls, get and rm work with no FUSE and no build tree" {
+	start_server --allow-downloads
+	head -c 3000000 /dev/urandom >"$BATS_TEST_TMPDIR/cli.bin"
+	export OPENAI_BASE_URL=$BASE
+	id=$(/usr/bin/uploadfs put "$BATS_TEST_TMPDIR/cli.bin" --purpose batch --cache-dir "$BATS_TEST_TMPDIR/cache" -q)
+	[[ "$id" == file-* ]]
+	[ "$(/usr/bin/uploadfs ls --json | jq -r '.[0].filename')" = cli.bin ]
+	/usr/bin/uploadfs get "$id" -o "$BATS_TEST_TMPDIR/back.bin"
+	cmp "$BATS_TEST_TMPDIR/back.bin" "$BATS_TEST_TMPDIR/cli.bin"
+	/usr/bin/uploadfs rm "$id"
+	[ "$(/usr/bin/uploadfs ls --json | jq length)" = 0 ]
 }
