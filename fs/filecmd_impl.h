@@ -25,6 +25,7 @@ enum {
 	UF_OPT_CACHE_DIR,
 	UF_OPT_RETRIES,
 	UF_OPT_TIMEOUT,
+	UF_OPT_RETRY_WINDOW,
 	UF_OPT_JSON,
 	UF_OPT_QUIET = 'q',
 };
@@ -36,6 +37,7 @@ enum {
 	    {"cache-dir", required_argument, NULL, UF_OPT_CACHE_DIR},                              \
 	    {"retries", required_argument, NULL, UF_OPT_RETRIES},                                  \
 	    {"timeout", required_argument, NULL, UF_OPT_TIMEOUT},                                  \
+	    {"retry-window", required_argument, NULL, UF_OPT_RETRY_WINDOW},                        \
 	    {"json", no_argument, NULL, UF_OPT_JSON}, {"quiet", no_argument, NULL, UF_OPT_QUIET}
 
 /* Takes a common flag (true), or leaves it (false); a bad value sets cmd->bad. */

@@ -87,6 +87,14 @@ bool uf_cmd_common_opt(struct uf_cmd *cmd, int opt, const char *arg)
 			cmd->cfg.timeout = (unsigned)v;
 		}
 		return true;
+	case UF_OPT_RETRY_WINDOW:
+		if (up_parse_u64(arg, &v) < 0 || v > 86400) {
+			cmd->bad = true;
+			uf_cmd_usage(cmd, "--retry-window: '%s' is not a number of seconds", arg);
+		} else {
+			cmd->cfg.retry_window = v ? (int)v : UP_NO_RETRIES;
+		}
+		return true;
 	case UF_OPT_JSON:
 		cmd->json = true;
 		return true;
@@ -105,6 +113,8 @@ const char *uf_cmd_common_help(void)
 	       "  --ca-file PATH         CA certificates to verify the server with\n"
 	       "  --retries N            retries of a failed request (5)\n"
 	       "  --timeout SECONDS      stall timeout of a request (60)\n"
+	       "  --retry-window SECONDS how long an upload's request is retried while the\n"
+	       "                         server is away, past the retries (300; 0: none)\n"
 	       "  --json                 JSON on stdout, for scripts\n"
 	       "  -q, --quiet            no progress or notes on stderr\n"
 	       "The environment and key rules are the mount's: see uploadfs(1).\n";

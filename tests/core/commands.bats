@@ -231,3 +231,31 @@ no_pending() {
 	[ "$status" = 2 ]
 	[[ "$output" == *"'upload' is not a command"*"put, ls, rm, get, cancel"* ]]
 }
+
+@test "a put that fails for want of the server keeps its session, and the same command finishes it" {
+	start_server --allow-downloads --log-requests "$REQ" --latency-ms 300
+	head -c 8400000 /dev/urandom >"$SRC"
+	OPENAI_BASE_URL=$BASE "$UPLOADFS" put "$SRC" --part-size 1M --parallel 1 --retries 1 \
+		--retry-window 1 --cache-dir "$CACHE" >"$BATS_TEST_TMPDIR/put.out" 2>&1 &
+	PUT_PID=$!
+	local i
+	for i in $(seq 200); do
+		[ "$(parts_logged)" -ge 3 ] && break
+		sleep 0.05
+	done
+	kill9_server
+	local st=0
+	wait "$PUT_PID" || st=$?
+	PUT_PID=
+	[ "$st" = 1 ]
+	grep -q "run the same command again" "$BATS_TEST_TMPDIR/put.out"
+	# the session was not cancelled: its record is there, and so are its parts
+	[ "$(ls "$CACHE/put" | grep -c '\.json$')" = 1 ]
+	restart_server --allow-downloads --log-requests "$REQ"
+	run up put "$SRC" --part-size 1M --parallel 1
+	[ "$status" = 0 ]
+	[ "$(server_content "$output" | md5sum | cut -d' ' -f1)" = "$(md5_of "$SRC")" ]
+	[ "$(paths_logged '^/v1/uploads$')" = 1 ]
+	[ "$(paths_logged '/cancel$')" = 0 ]
+	no_pending
+}
