@@ -71,11 +71,13 @@ class AsyncUploads:
         return await asyncio.to_thread(self._sync.cancel, upload_id)
 
     async def upload_file_chunked(self, *, file, mime_type, purpose, filename=None, bytes=None,
-                                  part_size=None, md5=None, parallel=None):
+                                  part_size=None, md5=None, parallel=None, resume_path=None,
+                                  progress=None):
         return await asyncio.to_thread(self._sync.upload_file_chunked, file=file,
                                        mime_type=mime_type, purpose=purpose, filename=filename,
                                        bytes=bytes, part_size=part_size, md5=md5,
-                                       parallel=parallel)
+                                       parallel=parallel, resume_path=resume_path,
+                                       progress=progress)
 
 
 class AsyncClient:

@@ -344,15 +344,31 @@ class Uploads:
         return self._upload("up_upload_cancel", _enc(upload_id))
 
     def upload_file_chunked(self, *, file, mime_type, purpose, filename=None, bytes=None,
-                            part_size=None, md5=None, parallel=None):
+                            part_size=None, md5=None, parallel=None, resume_path=None,
+                            progress=None):
         """Uploads a whole file (a path, bytes, or a regular file object) in parts of
         part_size (default 8 MiB, at most 64 MiB), `parallel` (default 4) in flight, each
         byte read once. The MD5 is computed while reading and sent at complete; when md5
-        is given and differs, MD5MismatchError. Any failure cancels the upload. Returns
-        the completed Upload (its .file is the file)."""
+        is given and differs, MD5MismatchError. Any failure cancels the upload, unless
+        resume_path names a record (one per source): then the session and each part the
+        server acknowledged are kept there, a failure for want of the server keeps the
+        session, and the same call made again sends only the parts missing. progress, a
+        callable(bytes_sent, bytes_total), is called after each part (from a worker
+        thread). Returns the completed Upload (its .file is the file)."""
         o = _lib.UpFileUpload()
         o.fd = -1
         keep = []
+        if resume_path is not None:
+            keep.append(_enc(resume_path))
+            o.resume_path = keep[-1]
+        if progress is not None:
+            def report(_ud, sent, total):
+                try:
+                    progress(sent, total)
+                except Exception:  # never into C: the upload goes on
+                    pass
+            keep.append(_lib.PROGRESS_FN(report))
+            o.progress = keep[-1]
         if part_size is not None:
             if not 0 < part_size <= UP_MAX_PART:
                 raise ValueError(f"part_size must be 1 to {UP_MAX_PART} bytes")
