@@ -1,7 +1,9 @@
 #include "http.h"
 
 #include "content.h"
+#include "download.h"
 #include "ids.h"
+#include "route.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,19 +23,6 @@
 #define FORM_FIELD_MAX	256
 #define MULTIPART_SLACK (1u << 20) /* boundaries and headers around a part's bytes */
 #define PP_BUFFER	(64u << 10)
-
-enum route {
-	R_UPLOAD_CREATE,
-	R_PART,
-	R_COMPLETE,
-	R_CANCEL,
-	R_FILES_LIST,
-	R_FILE_CREATE,
-	R_FILE_GET,
-	R_FILE_CONTENT,
-	R_FILE_DELETE,
-	R_NONE,
-};
 
 enum fault {
 	F_NONE,
@@ -56,7 +45,7 @@ struct srv_http {
 /* One request, across the handler's calls. */
 struct req {
 	struct srv_http *h;
-	enum route route;
+	enum srv_route route;
 	char id[SRV_ID_MAX];
 	char *method, *path;
 	json_object *log_headers;
@@ -174,80 +163,6 @@ static enum MHD_Result answer_fault(struct req *r, struct MHD_Connection *c, enu
 		    "The server had an error processing your request "
 		    "(injected fault).");
 	return respond(r, c, 500, srv_err_json(&e), NULL);
-}
-
-/* ---- routing ---- */
-
-static bool take_id(const char *seg, size_t n, char out[SRV_ID_MAX])
-{
-	if (n == 0 || n >= SRV_ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char ch = seg[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
-			return false;
-	}
-	memcpy(out, seg, n);
-	out[n] = '\0';
-	return true;
-}
-
-/* Maps METHOD + path to a route and the id in the path. */
-static enum route route_of(const char *method, const char *url, char id[SRV_ID_MAX],
-			   bool no_uploads)
-{
-	size_t n = strlen(url);
-	if (n > 1 && url[n - 1] == '/')
-		n--;
-	const char *p;
-	bool post = strcmp(method, "POST") == 0, get = strcmp(method, "GET") == 0;
-	if (n >= 11 && strncmp(url, "/v1/uploads", 11) == 0 && (n == 11 || url[11] == '/')) {
-		if (no_uploads)
-			return R_NONE;
-		if (n == 11)
-			return post ? R_UPLOAD_CREATE : R_NONE;
-		p = url + 12;
-		const char *slash = memchr(p, '/', (size_t)(url + n - p));
-		if (!slash || !take_id(p, (size_t)(slash - p), id) || !post)
-			return R_NONE;
-		size_t rest = (size_t)(url + n - slash);
-		if (rest == 6 && strncmp(slash, "/parts", 6) == 0)
-			return R_PART;
-		if (rest == 9 && strncmp(slash, "/complete", 9) == 0)
-			return R_COMPLETE;
-		if (rest == 7 && strncmp(slash, "/cancel", 7) == 0)
-			return R_CANCEL;
-		return R_NONE;
-	}
-	if (n >= 9 && strncmp(url, "/v1/files", 9) == 0 && (n == 9 || url[9] == '/')) {
-		if (n == 9)
-			return get ? R_FILES_LIST : post ? R_FILE_CREATE : R_NONE;
-		p = url + 10;
-		const char *slash = memchr(p, '/', (size_t)(url + n - p));
-		size_t idlen = slash ? (size_t)(slash - p) : (size_t)(url + n - p);
-		if (!take_id(p, idlen, id))
-			return R_NONE;
-		if (!slash)
-			return get			       ? R_FILE_GET
-			       : strcmp(method, "DELETE") == 0 ? R_FILE_DELETE
-							       : R_NONE;
-		if ((size_t)(url + n - slash) == 8 && strncmp(slash, "/content", 8) == 0 && get)
-			return R_FILE_CONTENT;
-	}
-	return R_NONE;
-}
-
-static bool is_json_route(enum route r)
-{
-	return r == R_UPLOAD_CREATE || r == R_COMPLETE || r == R_CANCEL;
-}
-
-static bool ctype_is(const char *ct, const char *want)
-{
-	size_t n = strlen(want);
-	return ct && strncasecmp(ct, want, n) == 0 &&
-	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
 /* ---- auth ---- */
@@ -370,12 +285,12 @@ static void blob_data(struct req *r, const char *data, uint64_t off, size_t size
 		fail(r, 400, param, "Exactly one '%s' field is allowed", param);
 		return;
 	}
-	if (r->nbytes == 0 && size > 0 && r->route == R_PART)
+	if (r->nbytes == 0 && size > 0 && r->route == SRV_R_PART)
 		srv_part_body(r->h->st, &r->blob);
 	r->nbytes += size;
 	if (r->nbytes > max) {
 		fail(r, 400, param,
-		     r->route == R_PART ? "Part is too large (the maximum is %llu bytes)"
+		     r->route == SRV_R_PART ? "Part is too large (the maximum is %llu bytes)"
 					: "File is too large (the maximum is %llu bytes).",
 		     (unsigned long long)max);
 		return;
@@ -411,7 +326,7 @@ static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *
 		fail(r, 400, NULL, "A multipart/form-data field has no name.");
 		return MHD_YES;
 	}
-	if (r->route == R_PART) {
+	if (r->route == SRV_R_PART) {
 		/* "part@OFFSET": where the part sits in its file, from uploadfs's client; any
 		 * other name (or none) says nothing */
 		unsigned long long place;
@@ -456,24 +371,24 @@ static void begin_body(struct req *r, struct MHD_Connection *c)
 {
 	struct srv_http *h = r->h;
 	const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-	if (r->route == R_UPLOAD_CREATE || r->route == R_COMPLETE) {
-		if (ct && !ctype_is(ct, "application/json"))
+	if (r->route == SRV_R_UPLOAD_CREATE || r->route == SRV_R_COMPLETE) {
+		if (ct && !srv_ctype_is(ct, "application/json"))
 			fail(r, 400, NULL,
 			     "Invalid Content-Type header (%.64s); expected application/json.", ct);
 		return;
 	}
-	if (r->route != R_PART && r->route != R_FILE_CREATE)
+	if (r->route != SRV_R_PART && r->route != SRV_R_FILE_CREATE)
 		return;
-	if (!ctype_is(ct, "multipart/form-data")) {
+	if (!srv_ctype_is(ct, "multipart/form-data")) {
 		fail(r, 400, NULL,
 		     "Invalid Content-Type header (%.64s); expected "
 		     "multipart/form-data.",
 		     ct ? ct : "none");
 		return;
 	}
-	uint64_t max = r->route == R_PART ? h->cfg.max_part_bytes : h->cfg.max_file_bytes;
+	uint64_t max = r->route == SRV_R_PART ? h->cfg.max_part_bytes : h->cfg.max_file_bytes;
 	if (content_length(c) > max + MULTIPART_SLACK) {
-		fail(r, 400, r->route == R_PART ? "data" : "file",
+		fail(r, 400, r->route == SRV_R_PART ? "data" : "file",
 		     "Request body is too large (the maximum is %llu bytes of data)",
 		     (unsigned long long)max);
 		return;
@@ -484,7 +399,7 @@ static void begin_body(struct req *r, struct MHD_Connection *c)
 		return;
 	}
 	struct srv_err e;
-	int rc = r->route == R_PART ? srv_part_begin(h->st, r->id, &r->blob, &e)
+	int rc = r->route == SRV_R_PART ? srv_part_begin(h->st, r->id, &r->blob, &e)
 				    : srv_file_begin(h->st, &r->blob, &e);
 	if (rc < 0) {
 		r->failed = true;
@@ -514,10 +429,10 @@ static struct req *req_new(struct srv_http *h, struct MHD_Connection *c, const c
 		r->log_headers = json_object_new_object();
 		MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, r->log_headers);
 	}
-	r->route = route_of(method, url, r->id, h->cfg.no_uploads);
+	r->route = srv_route_of(method, url, r->id, h->cfg.no_uploads);
 	if (!authorized(h, c, r))
 		return r;
-	if (r->route == R_NONE) {
+	if (r->route == SRV_R_NONE) {
 		fail(r, 404, NULL, "Invalid URL (%.16s %.256s)", method, url);
 		return r;
 	}
@@ -536,7 +451,7 @@ static void take_body(struct req *r, const char *data, size_t size)
 			fail(r, 400, NULL, "Malformed multipart/form-data body.");
 		return;
 	}
-	if (!is_json_route(r->route)) {
+	if (!srv_route_json(r->route)) {
 		fail(r, 400, NULL, "This endpoint takes no request body.");
 		return;
 	}
@@ -618,7 +533,7 @@ static int list_query(struct req *r, struct MHD_Connection *c, struct srv_list_q
 static int run_json_route(struct req *r, json_object **out, struct srv_err *e)
 {
 	struct srv_store *st = r->h->st;
-	if (r->route == R_CANCEL) {
+	if (r->route == SRV_R_CANCEL) {
 		/* cancel takes no body; an SDK may send "{}" or an empty JSON body */
 		if (r->len) {
 			json_object *o = parse_json_body(r);
@@ -635,7 +550,7 @@ static int run_json_route(struct req *r, json_object **out, struct srv_err *e)
 	if (!req)
 		return -EINVAL;
 	int rc;
-	if (r->route == R_UPLOAD_CREATE) {
+	if (r->route == SRV_R_UPLOAD_CREATE) {
 		rc = srv_upload_create(st, req, out, e);
 	} else {
 		uint64_t early = 0;
@@ -648,137 +563,13 @@ static int run_json_route(struct req *r, json_object **out, struct srv_err *e)
 
 /* A download read through this process: content in several pieces, a range of it, or
  * one to cut short (--cut-downloads). */
-struct reading {
-	struct srv_store *st;
-	struct srv_download d;
-	uint64_t start;	  /* the first byte sent (a range) */
-	uint64_t cut_at; /* 0: never; else the body ends with an error after this many bytes */
-};
-
-static ssize_t read_content(void *cls, uint64_t pos, char *buf, size_t max)
-{
-	struct reading *rd = cls;
-	if (rd->cut_at) {
-		if (pos >= rd->cut_at)
-			return MHD_CONTENT_READER_END_WITH_ERROR; /* injected: a lost connection */
-		if (max > rd->cut_at - pos)
-			max = (size_t)(rd->cut_at - pos);
-	}
-	ssize_t n = srv_content_pread(rd->d.content, buf, max, rd->start + pos);
-	if (n == 0)
-		return MHD_CONTENT_READER_END_OF_STREAM;
-	if (n < 0) {
-		fprintf(stderr, "uploadfs-server: read a file: %s\n", strerror((int)-n));
-		return MHD_CONTENT_READER_END_WITH_ERROR;
-	}
-	return n;
-}
-
-static void end_reading(void *cls)
-{
-	struct reading *rd = cls;
-	srv_download_close(rd->st, &rd->d);
-	srv_store_reap(rd->st); /* the content of a file deleted while it was read */
-	free(rd);
-}
-
-/* A single range of a Range header, as RFC 9110 says: "bytes=A-B", "bytes=A-", "bytes=-N".
- * 1: [*a, *b] to send; 0: no usable range (absent, several, malformed: send it all);
- * -1: none of it is in the file (416). */
-static int parse_range(const char *h, uint64_t size, uint64_t *a, uint64_t *b)
-{
-	if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
-		return 0;
-	const char *p = h + 6, *dash = strchr(p, '-');
-	if (!dash)
-		return 0;
-	uint64_t x = 0, y = 0;
-	bool hx = false, hy = false;
-	for (const char *q = p; q < dash; q++, hx = true) {
-		if (*q < '0' || *q > '9' || x > (UINT64_MAX - 9) / 10)
-			return 0;
-		x = x * 10 + (uint64_t)(*q - '0');
-	}
-	for (const char *q = dash + 1; *q; q++, hy = true) {
-		if (*q < '0' || *q > '9' || y > (UINT64_MAX - 9) / 10)
-			return 0;
-		y = y * 10 + (uint64_t)(*q - '0');
-	}
-	if (!hx && !hy)
-		return 0;
-	if (!hx) { /* the last y bytes */
-		if (y == 0 || size == 0)
-			return -1;
-		*a = y >= size ? 0 : size - y;
-		*b = size - 1;
-		return 1;
-	}
-	if (hy && y < x)
-		return 0;
-	if (x >= size)
-		return -1;
-	*a = x;
-	*b = hy && y < size ? y : size - 1;
-	return 1;
-}
-
 static enum MHD_Result answer_content(struct req *r, struct MHD_Connection *c)
 {
 	struct srv_err e;
-	struct reading *rd = calloc(1, sizeof *rd);
-	if (!rd)
-		return MHD_NO;
-	rd->st = r->h->st;
-	if (srv_download_open(rd->st, r->id, &rd->d, &e) < 0) {
-		free(rd);
+	enum MHD_Result ret;
+	if (srv_download_answer(c, r->h->st, r->id, r->h->cfg.cut_downloads, &r->status, &ret,
+				&e) < 0)
 		return respond_err(r, c, &e);
-	}
-	uint64_t size = srv_content_bytes(rd->d.content), a = 0, b = size ? size - 1 : 0;
-	int ranged = parse_range(
-	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE), size, &a, &b);
-	char cr[96];
-	if (ranged < 0) {
-		end_reading(rd);
-		struct MHD_Response *resp =
-		    MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-		if (!resp)
-			return MHD_NO;
-		snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)size);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
-		r->status = 416;
-		enum MHD_Result ret = MHD_queue_response(c, 416, resp);
-		MHD_destroy_response(resp);
-		return ret;
-	}
-	uint64_t len = ranged ? b - a + 1 : size;
-	rd->start = ranged ? a : 0;
-	rd->cut_at = r->h->cfg.cut_downloads;
-	/* One piece is sent from its fd with sendfile: no copy through this process. */
-	int fd = rd->cut_at ? -1 : srv_content_one_fd(rd->d.content);
-	struct MHD_Response *resp;
-	if (fd >= 0) {
-		end_reading(rd);
-		resp = MHD_create_response_from_fd_at_offset64(len, fd, (int64_t)(ranged ? a : 0));
-		if (!resp)
-			close(fd);
-	} else {
-		resp = MHD_create_response_from_callback(len, 256 << 10, read_content, rd,
-							 end_reading);
-		if (!resp)
-			end_reading(rd);
-	}
-	if (!resp)
-		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
-	if (ranged) {
-		snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)a,
-			 (unsigned long long)b, (unsigned long long)size);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
-	}
-	r->status = ranged ? 206 : 200;
-	enum MHD_Result ret = MHD_queue_response(c, (unsigned)r->status, resp);
-	MHD_destroy_response(resp);
 	return ret;
 }
 
@@ -797,7 +588,7 @@ static enum MHD_Result finish(struct req *r, struct MHD_Connection *c)
 			fail(r, 400, NULL, "Malformed or truncated multipart/form-data body.");
 		r->pp = NULL;
 	}
-	if (r->route == R_PART && !r->failed && r->nblob_fields == 0)
+	if (r->route == SRV_R_PART && !r->failed && r->nblob_fields == 0)
 		fail(r, 400, "data", "Missing required parameter: 'data'.");
 	if (h->cfg.latency_ms)
 		usleep(h->cfg.latency_ms * 1000u);
@@ -806,7 +597,7 @@ static enum MHD_Result finish(struct req *r, struct MHD_Connection *c)
 		return respond_err(r, c, &r->err);
 	}
 
-	enum fault f = (r->route == R_PART || r->route == R_COMPLETE) ? pick_fault(h) : F_NONE;
+	enum fault f = (r->route == SRV_R_PART || r->route == SRV_R_COMPLETE) ? pick_fault(h) : F_NONE;
 	if (f == F_500 || f == F_429 || f == F_DROP) {
 		srv_blob_abort(&r->blob);
 		return f == F_DROP ? drop(r) : answer_fault(r, c, f);
@@ -816,10 +607,10 @@ static enum MHD_Result finish(struct req *r, struct MHD_Connection *c)
 	struct srv_err e;
 	int rc = 0;
 	switch (r->route) {
-	case R_PART:
+	case SRV_R_PART:
 		rc = srv_part_commit(h->st, &r->blob, r->nbytes, &out, &e);
 		break;
-	case R_FILE_CREATE: {
+	case SRV_R_FILE_CREATE: {
 		struct srv_file_form form = {
 		    .filename = r->filename,
 		    .purpose = r->purpose[0] ? r->purpose : NULL,
@@ -829,20 +620,20 @@ static enum MHD_Result finish(struct req *r, struct MHD_Connection *c)
 		rc = srv_file_commit(h->st, &r->blob, r->nbytes, &form, &out, &e);
 		break;
 	}
-	case R_FILES_LIST: {
+	case SRV_R_FILES_LIST: {
 		struct srv_list_query q;
 		if (list_query(r, c, &q) < 0)
 			return respond_err(r, c, &r->err);
 		rc = srv_files_list(h->st, &q, &out, &e);
 		break;
 	}
-	case R_FILE_GET:
+	case SRV_R_FILE_GET:
 		rc = srv_file_get(h->st, r->id, &out, &e);
 		break;
-	case R_FILE_DELETE:
+	case SRV_R_FILE_DELETE:
 		rc = srv_file_delete(h->st, r->id, &out, &e);
 		break;
-	case R_FILE_CONTENT:
+	case SRV_R_FILE_CONTENT:
 		return answer_content(r, c);
 	default:
 		rc = run_json_route(r, &out, &e);
@@ -891,11 +682,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	log_request(r, toe);
 	if (r->pp)
 		MHD_destroy_post_processor(r->pp);
-	if (r->route == R_PART)
+	if (r->route == SRV_R_PART)
 		srv_part_end(r->h->st, &r->blob);
 	else
 		srv_blob_abort(&r->blob);
-	if (r->route == R_COMPLETE || r->route == R_CANCEL || r->route == R_FILE_DELETE)
+	if (r->route == SRV_R_COMPLETE || r->route == SRV_R_CANCEL || r->route == SRV_R_FILE_DELETE)
 		srv_store_reap(r->h->st);
 	json_object_put(r->log_headers);
 	free(r->body);

@@ -3,6 +3,7 @@
 #include "check.h"
 #include "content.h"
 #include "ids.h"
+#include "route.h"
 #include "store.h"
 
 #include <errno.h>
@@ -266,5 +267,41 @@ CASE(reopen_repairs_what_a_crash_leaves)
 	srv_store_close(st);
 }
 
+CASE(routes_and_ranges)
+{
+	char id[SRV_ID_MAX];
+	CHECK(srv_route_of("POST", "/v1/uploads", id, false) == SRV_R_UPLOAD_CREATE);
+	CHECK(srv_route_of("POST", "/v1/uploads/", id, false) == SRV_R_UPLOAD_CREATE);
+	CHECK(srv_route_of("POST", "/v1/uploads", id, true) == SRV_R_NONE);
+	CHECK(srv_route_of("POST", "/v1/uploads/upload_a-B9/parts", id, false) == SRV_R_PART &&
+	      strcmp(id, "upload_a-B9") == 0);
+	CHECK(srv_route_of("GET", "/v1/uploads/upload_a/parts", id, false) == SRV_R_NONE);
+	CHECK(srv_route_of("POST", "/v1/uploads/../complete", id, false) == SRV_R_NONE);
+	CHECK(srv_route_of("POST", "/v1/uploads/upload_a/completeX", id, false) == SRV_R_NONE);
+	CHECK(srv_route_of("GET", "/v1/files", id, false) == SRV_R_FILES_LIST);
+	CHECK(srv_route_of("DELETE", "/v1/files/file-x", id, false) == SRV_R_FILE_DELETE);
+	CHECK(srv_route_of("GET", "/v1/files/file-x/content", id, false) == SRV_R_FILE_CONTENT &&
+	      strcmp(id, "file-x") == 0);
+	CHECK(srv_route_of("GET", "/v1/filesx", id, false) == SRV_R_NONE);
+	CHECK(srv_route_json(SRV_R_COMPLETE) && !srv_route_json(SRV_R_PART));
+	CHECK(srv_ctype_is("application/JSON; charset=utf-8", "application/json"));
+	CHECK(!srv_ctype_is("application/jsonl", "application/json") && !srv_ctype_is(NULL, "x"));
+
+	uint64_t a = 7, b = 7;
+	CHECK(srv_parse_range(NULL, 10, &a, &b) == 0);
+	CHECK(srv_parse_range("bytes=2-5", 10, &a, &b) == 1 && a == 2 && b == 5);
+	CHECK(srv_parse_range("bytes=2-", 10, &a, &b) == 1 && a == 2 && b == 9);
+	CHECK(srv_parse_range("bytes=2-99", 10, &a, &b) == 1 && a == 2 && b == 9);
+	CHECK(srv_parse_range("bytes=-3", 10, &a, &b) == 1 && a == 7 && b == 9);
+	CHECK(srv_parse_range("bytes=-30", 10, &a, &b) == 1 && a == 0 && b == 9);
+	CHECK(srv_parse_range("bytes=10-", 10, &a, &b) == -1);
+	CHECK(srv_parse_range("bytes=-0", 10, &a, &b) == -1);
+	CHECK(srv_parse_range("bytes=5-2", 10, &a, &b) == 0);
+	CHECK(srv_parse_range("bytes=1-2,4-5", 10, &a, &b) == 0);
+	CHECK(srv_parse_range("bytes=x-2", 10, &a, &b) == 0);
+	CHECK(srv_parse_range("bytes=99999999999999999999-", 10, &a, &b) == 0);
+	CHECK(srv_parse_range("items=1-2", 10, &a, &b) == 0);
+}
+
 CHECK_MAIN(T(ids_carry_their_order), T(upload_state_machine), T(concurrent_completes_make_one_file),
-	   T(reopen_repairs_what_a_crash_leaves))
+	   T(reopen_repairs_what_a_crash_leaves), T(routes_and_ranges))
