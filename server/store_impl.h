@@ -97,4 +97,16 @@ struct srv_store {
 	struct vec gone;    /* char *: paths set aside, for srv_store_reap to remove */
 };
 
+/* Shared by store.c and files.c (store lock held unless said). */
+int64_t srv_st_file_expiry(const char *purpose, int64_t created_at, int64_t expires_after);
+/* Moves a file's content aside for srv_store_reap (or the file is out of the store). */
+void srv_st_drop_content(struct srv_store *st, const struct file *f);
+/* Removes files[idx]: its record, then its content, or marks it for its last reader. */
+void srv_st_remove_file(struct srv_store *st, size_t idx);
+/* Expires uploads and files whose time has come, at most once a second. */
+void srv_st_sweep(struct srv_store *st);
+/* A ".tmp-*" file in dirpath for a body streamed in; the fd is closed by srv_st_blob_close
+ * (which the caller renames or aborts). */
+int srv_st_blob_open(struct srv_blob *blob, const char *dirpath, struct srv_err *err);
+int srv_st_blob_close(struct srv_blob *blob);
 #endif
