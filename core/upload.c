@@ -54,15 +54,16 @@ static void part_done(void *ud, int rc, const struct up_part *part, const struct
 	} else if (rc == 0) {
 		memcpy(r->ids[pj->index], part->id, UP_ID_MAX);
 		r->sent += pj->len;
-		/* one append per part; a line lost to a crash costs that part sent again */
-		if (r->o->resume_path)
-			up_journal_add_part(r->o->resume_path, r->upload_id, pj->index, part->id);
 	}
 	if (pj->slot >= 0)
 		r->busy[pj->slot] = false;
 	uint64_t sent = r->sent;
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
+	/* one append per part, with no lock held (the session id does not change while parts
+	 * are in flight); a line lost to a crash costs that part sent again */
+	if (rc == 0 && r->o->resume_path)
+		up_journal_add_part(r->o->resume_path, r->upload_id, pj->index, part->id);
 	if (rc == 0 && r->o->progress)
 		r->o->progress(r->o->progress_ud, sent, r->total);
 	free(pj);

@@ -208,9 +208,12 @@ static int cmd_ls(struct uf_cmd *cmd, int argc, char **argv)
 	return 0;
 }
 
-/* ---- rm ---- */
+/* ---- rm and cancel: ids on the command line ---- */
 
-static int cmd_rm(struct uf_cmd *cmd, int argc, char **argv)
+/* The flags of a command that takes only ids, then the client: -1 to go on (ids from
+ * optind), else the exit status (--help, a usage error, no connection). */
+static int ids_command(struct uf_cmd *cmd, int argc, char **argv, const char *usage,
+		       const char *what)
 {
 	static const struct option opts[] = {UF_COMMON_OPTIONS, {"help", no_argument, NULL, 'h'}, {0}};
 	int opt;
@@ -218,9 +221,7 @@ static int cmd_rm(struct uf_cmd *cmd, int argc, char **argv)
 		if (uf_cmd_common_opt(cmd, opt, optarg))
 			continue;
 		if (opt == 'h') {
-			printf("usage: uploadfs rm FILE_ID... [options]\n"
-			       "Deletes remote files by id (uploadfs ls shows them).\n\n%s",
-			       uf_cmd_common_help());
+			printf("%s\n%s", usage, uf_cmd_common_help());
 			return 0;
 		}
 		return uf_cmd_usage(cmd, "unknown option");
@@ -228,9 +229,18 @@ static int cmd_rm(struct uf_cmd *cmd, int argc, char **argv)
 	if (cmd->bad)
 		return 2;
 	if (optind >= argc)
-		return uf_cmd_usage(cmd, "no file id given");
-	if (uf_cmd_connect(cmd))
-		return 1;
+		return uf_cmd_usage(cmd, "no %s given", what);
+	return uf_cmd_connect(cmd) ? 1 : -1;
+}
+
+static int cmd_rm(struct uf_cmd *cmd, int argc, char **argv)
+{
+	int go = ids_command(cmd, argc, argv,
+			     "usage: uploadfs rm FILE_ID... [options]\n"
+			     "Deletes remote files by id (uploadfs ls shows them).\n",
+			     "file id");
+	if (go >= 0)
+		return go;
 	int status = 0;
 	for (int i = optind; i < argc; i++) {
 		struct up_error err;
@@ -243,29 +253,14 @@ static int cmd_rm(struct uf_cmd *cmd, int argc, char **argv)
 	return status;
 }
 
-/* ---- cancel ---- */
-
 static int cmd_cancel(struct uf_cmd *cmd, int argc, char **argv)
 {
-	static const struct option opts[] = {UF_COMMON_OPTIONS, {"help", no_argument, NULL, 'h'}, {0}};
-	int opt;
-	while ((opt = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
-		if (uf_cmd_common_opt(cmd, opt, optarg))
-			continue;
-		if (opt == 'h') {
-			printf("usage: uploadfs cancel UPLOAD_ID... [options]\n"
-			       "Cancels upload sessions: their parts are dropped, no file is made.\n\n%s",
-			       uf_cmd_common_help());
-			return 0;
-		}
-		return uf_cmd_usage(cmd, "unknown option");
-	}
-	if (cmd->bad)
-		return 2;
-	if (optind >= argc)
-		return uf_cmd_usage(cmd, "no upload id given");
-	if (uf_cmd_connect(cmd))
-		return 1;
+	int go = ids_command(cmd, argc, argv,
+			     "usage: uploadfs cancel UPLOAD_ID... [options]\n"
+			     "Cancels upload sessions: their parts are dropped, no file is made.\n",
+			     "upload id");
+	if (go >= 0)
+		return go;
 	int status = 0;
 	for (int i = optind; i < argc; i++) {
 		struct up_upload u = {0};

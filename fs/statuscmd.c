@@ -47,7 +47,7 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void human(uint64_t b, char *out, size_t len)
+void uf_fmt_bytes(uint64_t b, char *out, size_t len)
 {
 	static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
 	double v = (double)b;
@@ -59,7 +59,7 @@ static void human(uint64_t b, char *out, size_t len)
 	snprintf(out, len, i ? "%.1f %s" : "%.0f %s", v, u[i]);
 }
 
-static void duration(double s, char *out, size_t len)
+void uf_fmt_duration(double s, char *out, size_t len)
 {
 	if (!(s >= 0) || s > 359999) {
 		snprintf(out, len, "--:--");
@@ -261,8 +261,8 @@ static void row_of(struct view *v, json_object *e, double t, struct row *r, stru
 	/* an older mount sends no size_known: its size is final once the file is closed */
 	bool writing = flag(e, "writing", status && strcmp(status, "pending") == 0);
 	r->known = flag(e, "size_known", !writing);
-	human(sent, r->sent, sizeof r->sent);
-	human(bytes, r->total, sizeof r->total);
+	uf_fmt_bytes(sent, r->sent, sizeof r->sent);
+	uf_fmt_bytes(bytes, r->total, sizeof r->total);
 	if (!r->known)
 		strcat(r->total, "+"); /* growing: the bytes written so far */
 	snprintf(r->phase, sizeof r->phase, "%s",
@@ -271,11 +271,11 @@ static void row_of(struct view *v, json_object *e, double t, struct row *r, stru
 		return;
 	double rate = rate_of(v, r->name ? r->name : "", sent, secs, t);
 	char hr[24];
-	human((uint64_t)rate, hr, sizeof hr);
+	uf_fmt_bytes((uint64_t)rate, hr, sizeof hr);
 	snprintf(r->rate, sizeof r->rate, "%s/s", hr);
 	uint64_t left = bytes > sent ? bytes - sent : 0;
-	duration(r->known && rate > 0 ? (double)left / rate : r->known && !left ? 0 : -1, r->eta,
-		 sizeof r->eta);
+	double eta = r->known && rate > 0 ? (double)left / rate : r->known && !left ? 0 : -1;
+	uf_fmt_duration(eta, r->eta, sizeof r->eta);
 	r->frac = bytes ? (double)sent / (double)bytes : 0;
 	if (r->frac > 1)
 		r->frac = 1;
@@ -425,12 +425,13 @@ static int render(struct view *v, const char *txt, double t)
 	if (sum.files) {
 		/* the overall line: every upload in flight together */
 		char hs[24], ht[24], hr[24], eta[24], el[24];
-		human(sum.sent, hs, sizeof hs);
-		human(sum.total, ht, sizeof ht);
-		human((uint64_t)sum.rate, hr, sizeof hr);
+		uf_fmt_bytes(sum.sent, hs, sizeof hs);
+		uf_fmt_bytes(sum.total, ht, sizeof ht);
+		uf_fmt_bytes((uint64_t)sum.rate, hr, sizeof hr);
 		uint64_t left = sum.total > sum.sent ? sum.total - sum.sent : 0;
-		duration(sum.known && sum.rate > 0 ? (double)left / sum.rate : -1, eta, sizeof eta);
-		duration(sum.elapsed, el, sizeof el);
+		uf_fmt_duration(sum.known && sum.rate > 0 ? (double)left / sum.rate : -1, eta,
+				sizeof eta);
+		uf_fmt_duration(sum.elapsed, el, sizeof el);
 		snprintf(buf, sizeof buf, "%u file%s: %s / %s%s  %s/s  ETA %s  elapsed %s", sum.files,
 			 sum.files == 1 ? "" : "s", hs, ht, sum.known ? "" : "+", hr, eta, el);
 		line(v, buf);

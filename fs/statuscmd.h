@@ -5,7 +5,15 @@
 #ifndef UF_STATUSCMD_H
 #define UF_STATUSCMD_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 /* argv[0] is "status". Returns the process exit status. */
 int uf_status_main(int argc, char **argv);
+
+/* The forms the status screen and the commands' progress bar share: "12.3 MiB", and a
+ * time as "M:SS" or "H:MM:SS" ("--:--" when negative or past 99 hours). */
+void uf_fmt_bytes(uint64_t b, char *out, size_t len);
+void uf_fmt_duration(double s, char *out, size_t len);
 
 #endif

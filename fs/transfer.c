@@ -7,6 +7,7 @@
 #include "mount.h"
 #include "parse.h"
 #include "purpose.h"
+#include "statuscmd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,18 +34,6 @@ static double since(const struct timespec *a, const struct timespec *b)
 	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
 }
 
-static void human(uint64_t n, char *out, size_t len)
-{
-	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-	double v = (double)n;
-	unsigned u = 0;
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(out, len, u ? "%.1f %s" : "%.0f %s", v, units[u]);
-}
-
 /* Called from the library's worker threads after each part. */
 static void bar_draw(void *ud, uint64_t sent, uint64_t total)
 {
@@ -60,14 +49,12 @@ static void bar_draw(void *ud, uint64_t sent, uint64_t total)
 	b->drawn = true;
 	double secs = since(&b->start, &now);
 	double rate = secs > 0 ? (double)sent / secs : 0;
-	char s[16], t[16], r[16], eta[16] = "--:--";
-	human(sent, s, sizeof s);
-	human(total, t, sizeof t);
-	human((uint64_t)rate, r, sizeof r);
-	if (rate > 0 && total >= sent) {
-		unsigned left = (unsigned)((double)(total - sent) / rate);
-		snprintf(eta, sizeof eta, "%u:%02u", left / 60, left % 60);
-	}
+	char s[16], t[16], r[16], eta[16];
+	uf_fmt_bytes(sent, s, sizeof s);
+	uf_fmt_bytes(total, t, sizeof t);
+	uf_fmt_bytes((uint64_t)rate, r, sizeof r);
+	uf_fmt_duration(rate > 0 && total >= sent ? (double)(total - sent) / rate : -1, eta,
+			sizeof eta);
 	int pct = total ? (int)(sent * 100 / total) : 100;
 	char fill[21];
 	for (int i = 0; i < 20; i++)
