@@ -24,6 +24,14 @@ up() { OPENAI_BASE_URL=$BASE "$UPLOADFS" "$@" --cache-dir "$CACHE"; }
 # paths_logged RE: how many requests the server logged whose path matches RE
 paths_logged() { { [ -f "$REQ" ] && jq -r .path "$REQ"; } | grep -cE "$1" || true; }
 parts_logged() { paths_logged '^/v1/uploads/[^/]+/parts$'; }
+# wait_parts N: until the server has logged N parts (10 s at most)
+wait_parts() {
+	local i
+	for i in $(seq 200); do
+		[ "$(parts_logged)" -ge "$1" ] && return 0
+		sleep 0.05
+	done
+}
 
 no_pending() {
 	local n
@@ -116,11 +124,7 @@ no_pending() {
 	OPENAI_BASE_URL=$BASE "$UPLOADFS" put "$SRC" --part-size 1M --parallel 1 -q \
 		--cache-dir "$CACHE" >"$BATS_TEST_TMPDIR/put.out" 2>&1 &
 	PUT_PID=$!
-	local i
-	for i in $(seq 200); do
-		[ "$(parts_logged)" -ge 3 ] && break
-		sleep 0.05
-	done
+	wait_parts 3
 	kill -9 "$PUT_PID"
 	wait "$PUT_PID" 2>/dev/null || true
 	PUT_PID=
@@ -145,11 +149,7 @@ no_pending() {
 	OPENAI_BASE_URL=$BASE "$UPLOADFS" put "$SRC" --part-size 1M --parallel 1 -q \
 		--cache-dir "$CACHE" >/dev/null 2>&1 &
 	PUT_PID=$!
-	local i
-	for i in $(seq 200); do
-		[ "$(parts_logged)" -ge 2 ] && break
-		sleep 0.05
-	done
+	wait_parts 2
 	kill -9 "$PUT_PID"
 	wait "$PUT_PID" 2>/dev/null || true
 	PUT_PID=
@@ -238,11 +238,7 @@ no_pending() {
 	OPENAI_BASE_URL=$BASE "$UPLOADFS" put "$SRC" --part-size 1M --parallel 1 --retries 1 \
 		--retry-window 1 --cache-dir "$CACHE" >"$BATS_TEST_TMPDIR/put.out" 2>&1 &
 	PUT_PID=$!
-	local i
-	for i in $(seq 200); do
-		[ "$(parts_logged)" -ge 3 ] && break
-		sleep 0.05
-	done
+	wait_parts 3
 	kill9_server
 	local st=0
 	wait "$PUT_PID" || st=$?
