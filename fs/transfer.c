@@ -56,12 +56,12 @@ static void bar_draw(void *ud, uint64_t sent, uint64_t total)
 	uf_fmt_duration(rate > 0 && total >= sent ? (double)(total - sent) / rate : -1, eta,
 			sizeof eta);
 	int pct = total ? (int)(sent * 100 / total) : 100;
-	char fill[21];
-	for (int i = 0; i < 20; i++)
-		fill[i] = i < pct / 5 ? '#' : '.';
-	fill[20] = '\0';
-	/* at most 79 columns: the name gives way */
-	fprintf(stderr, "\r%-16.16s [%s] %3d%% %9s/%-9s %9s/s %6s", b->name, fill, pct, s, t, r,
+	char fill[17];
+	for (int i = 0; i < 16; i++)
+		fill[i] = i < pct * 16 / 100 ? '#' : '.';
+	fill[16] = '\0';
+	/* 14 + 20 + 5 + 20 + 12 + 8 = 79 columns at most: the name gives way */
+	fprintf(stderr, "\r%-14.14s [%s] %3d%% %9s/%-9s %9s/s %7s", b->name, fill, pct, s, t, r,
 		eta);
 	pthread_mutex_unlock(&b->mu);
 }

@@ -255,3 +255,25 @@ no_pending() {
 	[ "$(paths_logged '/cancel$')" = 0 ]
 	no_pending
 }
+
+@test "put draws a progress bar on a terminal: at most 80 columns, bytes, rate and ETA; none when piped" {
+	start_server --allow-downloads --latency-ms 200
+	head -c 8400000 /dev/urandom >"$SRC"
+	local sock="ufput$$" i
+	tmux -L "$sock" -u new-session -d -s put -x 80 -y 10 \
+		"OPENAI_BASE_URL=$BASE '$UPLOADFS' put '$SRC' --part-size 1M --parallel 1 --cache-dir '$CACHE' >'$BATS_TEST_TMPDIR/id'; sleep 30"
+	for i in $(seq 100); do
+		[ -s "$BATS_TEST_TMPDIR/id" ] && break
+		tmux -L "$sock" capture-pane -p -t put >>"$BATS_TEST_TMPDIR/cap"
+		sleep 0.1
+	done
+	tmux -L "$sock" kill-session -t put
+	# the bar went to the terminal (stderr), the id alone to the file
+	[[ "$(cat "$BATS_TEST_TMPDIR/id")" =~ ^file-[A-Za-z0-9]+$ ]]
+	grep -qE '^train\.jsonl +\[#*\.*\] +[0-9]+% .*MiB/s +[0-9]+:[0-9]{2}' "$BATS_TEST_TMPDIR/cap"
+	! awk 'length($0) > 80' "$BATS_TEST_TMPDIR/cap" | grep -q .
+	# piped: no bar, no control characters
+	run up put "$SRC" --part-size 1M --filename piped.bin
+	[ "$status" = 0 ]
+	[[ "$output" =~ ^file-[A-Za-z0-9]+$ ]]
+}
